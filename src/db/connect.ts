@@ -1,0 +1,55 @@
+import pg from 'pg';
+import { UserError } from '../errors';
+
+/**
+ * Connections are named; their URLs come from the worker's or CLI's environment, never from
+ * workflow inputs, so credentials stay out of Temporal histories.
+ *
+ *   default      → CUTOVER_DATABASE_URL, else DATABASE_URL
+ *   <name>       → CUTOVER_DB_<NAME>_URL (upper-cased, dashes become underscores)
+ */
+export function connectionUrl(name = 'default', env: NodeJS.ProcessEnv = process.env): string {
+  if (name === 'default') {
+    const url = env.CUTOVER_DATABASE_URL ?? env.DATABASE_URL;
+    if (!url)
+      throw new UserError('no database configured: set DATABASE_URL (or CUTOVER_DATABASE_URL)');
+    return url;
+  }
+  const key = `CUTOVER_DB_${name.toUpperCase().replace(/-/g, '_')}_URL`;
+  const url = env[key];
+  if (!url) throw new UserError(`connection "${name}" is not configured: set ${key}`);
+  return url;
+}
+
+/** A URL safe to print or store: the password is replaced by ***. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<unparseable connection string>';
+  }
+}
+
+/** Opens one client, naming the application so cutover's sessions are visible in pg_stat_activity. */
+export async function openClient(url: string, applicationName = 'cutover'): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: applicationName });
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new DatabaseUnreachableError(url, err as Error);
+  }
+  // An idle connection can drop without an error event reaching a waiting query; keep the
+  // process alive and let the next query fail instead of crashing on an unhandled 'error'.
+  client.on('error', () => {});
+  return client;
+}
+
+export class DatabaseUnreachableError extends UserError {
+  override name = 'DatabaseUnreachableError';
+  constructor(url: string, cause: Error) {
+    super(`cannot connect to PostgreSQL at ${redactUrl(url)}: ${cause.message}`);
+    this.cause = cause;
+  }
+}

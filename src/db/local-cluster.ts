@@ -1,0 +1,117 @@
+import { spawn, execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { postgresTool } from '../tools';
+
+const run = promisify(execFile);
+
+/** A free TCP port on loopback, chosen by the kernel. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() =>
+        typeof addr === 'object' && addr ? resolvePort(addr.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+export interface LocalCluster {
+  /** Superuser URL of the `postgres` database. */
+  url: string;
+  port: number;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export interface LocalClusterOptions {
+  /** Keep data here (created with initdb when empty); a temp dir that is removed on stop otherwise. */
+  dataDir?: string;
+  port?: number;
+  /** Trade durability for speed: right for tests, wrong for anything you want to keep. */
+  fast?: boolean;
+}
+
+/**
+ * Starts a private PostgreSQL cluster (initdb + postgres on loopback) for tests and the demo.
+ * Runs as the current OS user; as root it drops to the `postgres` user, as PostgreSQL insists.
+ */
+export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise<LocalCluster> {
+  const ephemeral = !opts.dataDir;
+  const dataDir = opts.dataDir ?? join(await mkdtemp(join(tmpdir(), 'cutover-pg-')), 'data');
+  const port = opts.port ?? (await freePort());
+  const asRoot = process.getuid?.() === 0;
+  const wrap = (cmd: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+  const parent = join(dataDir, '..');
+  if (asRoot) await run('chown', ['postgres:postgres', parent]);
+
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+    const [cmd, args] = wrap(postgresTool('initdb'), [
+      '-D',
+      dataDir,
+      '-U',
+      'postgres',
+      '--auth=trust',
+      '--encoding=UTF8',
+      '--locale=C.UTF-8',
+      '--no-sync',
+    ]);
+    await run(cmd, args);
+    const settings = [
+      `listen_addresses = '127.0.0.1'`,
+      `port = ${port}`,
+      `unix_socket_directories = '${parent}'`,
+      `max_connections = 200`,
+      `shared_buffers = 256MB`,
+      `max_wal_size = 4GB`,
+      ...(opts.fast ? ['fsync = off', 'synchronous_commit = off', 'full_page_writes = off'] : []),
+    ];
+    await writeFile(join(dataDir, 'postgresql.auto.conf'), settings.join('\n') + '\n');
+  }
+
+  const [cmd, args] = wrap(postgresTool('postgres'), ['-D', dataDir, '-p', String(port)]);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`postgres exited during start-up:\n${stderr}`);
+    const client = new pg.Client({ connectionString: url });
+    try {
+      await client.connect();
+      await client.end();
+      break;
+    } catch {
+      await client.end().catch(() => {});
+      if (Date.now() > deadline)
+        throw new Error(`postgres did not accept connections in 30s:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  return {
+    url,
+    port,
+    dataDir,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT'); // fast shutdown: aborts sessions, no checkpoint wait on a throwaway
+        await exited;
+      }
+      if (ephemeral) await rm(parent, { recursive: true, force: true });
+    },
+  };
+}
