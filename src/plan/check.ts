@@ -1,0 +1,436 @@
+/**
+ * checkPlan: validates a parsed plan against the live database without changing it, and turns
+ * it into the ResolvedPlan the workflow runs. Everything happens in ONE transaction that is always
+ * rolled back: the new table is really created there (so its DDL is proven and its catalog can be
+ * read), every mapping expression is compiled with EXPLAIN INSERT … SELECT (which also proves its
+ * type fits the column), then everything vanishes. A short lock_timeout bounds how long the check
+ * may wait behind application locks.
+ */
+import type { ClientBase } from 'pg';
+import { parseQualifiedName, quoteIdent, quoteQualified } from '../db/ident';
+import {
+  type ColumnInfo,
+  type DeferredObject,
+  deferrableObjects,
+  findKeyIndex,
+  relationExists,
+  tableColumns,
+  tableOid,
+  uniqueIndexes,
+} from './catalog';
+import { executeTargetDdl, TargetDdlError } from './ddl';
+import { PlanError, type PlanProblem } from './load';
+import type { ResolvedPlan } from './resolved';
+import type { PlanFile, SqlCheck } from './schema';
+import { referencedColumns, splitTargetDdl } from './sql';
+import { offlineProblems } from './stages';
+import type { ColumnMapping, TableRef } from './types';
+
+export interface CheckOptions {
+  fileName?: string;
+  /** lock_timeout for the check's own transaction (default 2000 ms). */
+  lockTimeoutMs?: number;
+}
+
+export interface CheckReport {
+  ok: boolean;
+  fileName: string;
+  problems: PlanProblem[];
+  /** Present when ok. */
+  plan?: ResolvedPlan;
+}
+
+const refText = (t: TableRef) => `${t.schema}.${t.table}`;
+
+/** Resolves names and DDL text without touching the database. */
+function planTables(plan: PlanFile): {
+  source: TableRef;
+  target: TableRef;
+  ddl: Array<{ sql: string; path: string }>;
+  problems: PlanProblem[];
+} {
+  const s = parseQualifiedName(plan.source);
+  const source = { schema: s.schema, table: s.name };
+  const t = parseQualifiedName(plan.target.table, source.schema);
+  const target = { schema: t.schema, table: t.name };
+  const problems: PlanProblem[] = [];
+  const ddl: Array<{ sql: string; path: string }> = [];
+  if (target.schema === source.schema && target.table === source.table)
+    problems.push({
+      path: 'target.table',
+      message: 'the new table must have a different name than the source',
+    });
+  if (plan.target.like === 'source') {
+    ddl.push({
+      sql: `CREATE TABLE ${quoteQualified(target.schema, target.table)} (LIKE ${quoteQualified(source.schema, source.table)} INCLUDING ALL)`,
+      path: 'target.like',
+    });
+  } else if (plan.target.ddl !== undefined) {
+    const stmts = splitTargetDdl(plan.target.ddl, target, 'ddl');
+    if (typeof stmts === 'string') problems.push({ path: 'target.ddl', message: stmts });
+    else ddl.push(...stmts.map((st) => ({ sql: st.sql, path: 'target.ddl' })));
+  }
+  for (const [i, text] of (plan.target.alter ?? []).entries()) {
+    const stmts = splitTargetDdl(text, target, 'alter');
+    if (typeof stmts === 'string') problems.push({ path: `target.alter[${i}]`, message: stmts });
+    else ddl.push(...stmts.map((st) => ({ sql: st.sql, path: `target.alter[${i}]` })));
+  }
+  return { source, target, ddl, problems };
+}
+
+/** Runs `sql` under a savepoint; returns the error message or null. Leaves no trace either way. */
+async function probe(client: ClientBase, sql: string): Promise<string | null> {
+  await client.query('SAVEPOINT cutover_probe');
+  try {
+    await client.query(sql);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    await client.query('ROLLBACK TO SAVEPOINT cutover_probe');
+  }
+}
+
+interface MappingSide {
+  /** 'up' (old → new) or 'down' (new → old). */
+  direction: 'up' | 'down';
+  from: TableRef;
+  to: TableRef;
+  fromColumns: ColumnInfo[];
+  toColumns: ColumnInfo[];
+  explicit: Record<string, string>;
+  /** Key columns (same names on both sides). */
+  key: string[];
+}
+
+/** Builds and compiles one direction of the mapping; pushes problems at mapping.<dir>.<col>. */
+async function resolveMapping(
+  client: ClientBase,
+  side: MappingSide,
+  problems: PlanProblem[],
+): Promise<ColumnMapping[]> {
+  const out: ColumnMapping[] = [];
+  const fromNames = new Set(side.fromColumns.map((c) => c.name));
+  const toByName = new Map(side.toColumns.map((c) => [c.name, c]));
+  const dirName = side.direction === 'up' ? 'target' : 'source';
+  const path = (col: string) => `mapping.${side.direction}.${col}`;
+  for (const col of Object.keys(side.explicit)) {
+    const c = toByName.get(col);
+    if (!c)
+      problems.push({
+        path: path(col),
+        message: `the ${dirName} table ${refText(side.to)} has no column "${col}": fix the name (mapping.${side.direction} keys are ${dirName} columns)`,
+      });
+    else if (c.generated)
+      problems.push({
+        path: path(col),
+        message: `"${col}" is a generated column of ${refText(side.to)}: PostgreSQL computes it, remove its mapping`,
+      });
+  }
+  for (const c of side.toColumns) {
+    if (c.generated) continue;
+    const given = side.explicit[c.name];
+    if (given !== undefined) {
+      out.push({ column: c.name, expression: given });
+    } else if (fromNames.has(c.name)) {
+      out.push({ column: c.name, expression: quoteIdent(c.name) });
+    } else if (!c.hasDefault && c.identity === '') {
+      problems.push({
+        path: path(c.name),
+        message: `${dirName} column "${c.name}" has no mapping, no same-named ${side.direction === 'up' ? 'source' : 'target'} column and no default: add mapping.${side.direction}.${c.name}: <SQL expression over one ${side.direction === 'up' ? 'source' : 'target'} row> (NULL if it should stay empty), or give the column a default`,
+      });
+    }
+  }
+  // Key columns must carry the key: same column, perhaps re-typed, never computed from others.
+  for (const k of side.key) {
+    const m = out.find((x) => x.column === k);
+    if (!m) {
+      if (!toByName.has(k))
+        problems.push({
+          path: side.direction === 'up' ? 'target' : 'mapping.down',
+          message: `key column "${k}" is missing from ${refText(side.to)}: the new table must keep the key columns under the same names`,
+        });
+      continue;
+    }
+    if (side.explicit[k] !== undefined) {
+      const refs = referencedColumns(side.explicit[k]);
+      if (refs.size !== 1 || !refs.has(k))
+        problems.push({
+          path: path(k),
+          message: `key column "${k}" must be computed from "${k}" alone (e.g. ${k}::bigint): rows are matched by key across the two tables`,
+        });
+    }
+  }
+  // Compile each expression exactly where it will run: INSERT INTO to (col) SELECT expr FROM from.
+  for (const m of out) {
+    const col = toByName.get(m.column)!;
+    if (col.identity === 'a') {
+      problems.push({
+        path: path(m.column),
+        message: `"${m.column}" is GENERATED ALWAYS AS IDENTITY in ${refText(side.to)}, so rows cannot be copied with their values: make it GENERATED BY DEFAULT (ALTER TABLE … ALTER COLUMN ${m.column} SET GENERATED BY DEFAULT)`,
+      });
+      continue;
+    }
+    const err = await probe(
+      client,
+      `EXPLAIN (COSTS OFF) INSERT INTO ${quoteQualified(side.to.schema, side.to.table)} (${quoteIdent(m.column)}) SELECT (${m.expression}\n) FROM ${quoteQualified(side.from.schema, side.from.table)}`,
+    );
+    if (err) {
+      const implicit = side.explicit[m.column] === undefined;
+      problems.push({
+        path: path(m.column),
+        message: implicit
+          ? `maps by name from ${side.direction === 'up' ? 'source' : 'target'} column "${m.column}" but does not fit: ${err}: add an explicit expression (e.g. a cast)`
+          : `expression does not compile against ${refText(side.from)}: ${err}: fix the expression (it sees one ${side.direction === 'up' ? 'source' : 'target'} row; refer to its columns by name)`,
+      });
+    }
+  }
+  return out;
+}
+
+async function checkSqlChecks(
+  client: ClientBase,
+  checks: Array<{ check: SqlCheck; path: string }>,
+  problems: PlanProblem[],
+): Promise<void> {
+  for (const { check, path } of checks) {
+    const err = await probe(client, `EXPLAIN (COSTS OFF) ${check.sql}`);
+    if (err)
+      problems.push({ path: `${path}.sql`, message: `does not compile: ${err}: fix the query` });
+  }
+}
+
+/**
+ * Validates `plan` against the database reachable through `client` and resolves it. Read-only:
+ * everything runs in a transaction that is rolled back. Never throws for plan problems (they are
+ * in the report); throws only when the database itself fails.
+ */
+export async function checkPlan(
+  plan: PlanFile,
+  client: ClientBase,
+  options: CheckOptions = {},
+): Promise<CheckReport> {
+  const fileName = options.fileName ?? 'plan.yaml';
+  const { problems, stages } = offlineProblems(plan);
+  const { source, target, ddl, problems: nameProblems } = planTables(plan);
+  problems.push(...nameProblems);
+  const fail = (): CheckReport => ({ ok: false, fileName, problems });
+
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [
+      `${options.lockTimeoutMs ?? 2000}ms`,
+    ]);
+    const sourceOid = await tableOid(client, source);
+    if (sourceOid === null) {
+      problems.push({
+        path: 'source',
+        message: `table ${refText(source)} does not exist (connection "${plan.connection}"): check the name (schema.table) and the connection`,
+      });
+      return fail();
+    }
+    if (await relationExists(client, target))
+      problems.push({
+        path: 'target.table',
+        message: `${refText(target)} already exists: choose a new name, or drop it if it is left over from an earlier attempt`,
+      });
+
+    const sourceColumns = await tableColumns(client, sourceOid);
+    const key = await resolveKey(client, plan, source, sourceOid, sourceColumns, problems);
+    // Everything below needs the key and the new table created from its DDL.
+    if (key === null || problems.some((p) => p.path.startsWith('target'))) return fail();
+
+    // Create the new table for real, inside the transaction that will be rolled back.
+    try {
+      await executeTargetDdl(
+        client,
+        target.schema,
+        ddl.map((d) => d.sql),
+      );
+    } catch (err) {
+      if (!(err instanceof TargetDdlError)) throw err;
+      problems.push({
+        path: ddl[err.statementIndex]!.path,
+        message: `PostgreSQL rejects the new table's DDL: ${err.message}: fix the statement`,
+      });
+      return fail();
+    }
+    const targetOid = await tableOid(client, target);
+    if (targetOid === null) {
+      problems.push({
+        path: 'target.table',
+        message: `the DDL did not create ${refText(target)}: make its CREATE TABLE name the target table`,
+      });
+      return fail();
+    }
+    const targetColumns = await tableColumns(client, targetOid);
+    const targetKeyIndex = findKeyIndex(await uniqueIndexes(client, targetOid), key);
+    if (!targetKeyIndex && key.every((k) => targetColumns.some((c) => c.name === k)))
+      problems.push({
+        path: plan.target.like ? 'target.alter' : 'target.ddl',
+        message: `the new table has no primary key or unique index on exactly (${key.join(', ')}): add PRIMARY KEY (${key.join(', ')}) to its DDL (the copy matches rows by key)`,
+      });
+    for (const k of key) {
+      const c = targetColumns.find((x) => x.name === k);
+      if (c && !c.notNull)
+        problems.push({
+          path: plan.target.like ? 'target.alter' : 'target.ddl',
+          message: `key column "${k}" of the new table is nullable: declare it NOT NULL`,
+        });
+    }
+
+    const up = await resolveMapping(
+      client,
+      {
+        direction: 'up',
+        from: source,
+        to: target,
+        fromColumns: sourceColumns,
+        toColumns: targetColumns,
+        explicit: plan.mapping.up,
+        key,
+      },
+      problems,
+    );
+    const down =
+      plan.mapping.down === undefined
+        ? undefined
+        : await resolveMapping(
+            client,
+            {
+              direction: 'down',
+              from: target,
+              to: source,
+              fromColumns: targetColumns,
+              toColumns: sourceColumns,
+              explicit: plan.mapping.down,
+              key,
+            },
+            problems,
+          );
+
+    const checks: Array<{ check: SqlCheck; path: string }> = [
+      ...plan.verify.sqlChecks.map((check, i) => ({ check, path: `verify.sqlChecks[${i}]` })),
+      ...plan.shift.checks.map((check, i) => ({ check, path: `shift.checks[${i}]` })),
+    ];
+    (plan.stages ?? []).forEach((st, si) =>
+      st.steps.forEach((step, pi) => {
+        if ((step.kind === 'sqlcheck' || step.kind === 'monitor') && step.checks)
+          step.checks.forEach((check, ci) =>
+            checks.push({ check, path: `stages[${si}].steps[${pi}].checks[${ci}]` }),
+          );
+      }),
+    );
+    await checkSqlChecks(client, checks, problems);
+
+    const deferred: DeferredObject[] = await deferrableObjects(client, targetOid, key);
+    if (problems.length > 0) return fail();
+
+    const readsOnly = down === undefined || plan.shift.readsOnly === true;
+    const resolved: ResolvedPlan = {
+      version: 1,
+      fileName,
+      change: {
+        name: plan.name,
+        connection: plan.connection,
+        source,
+        target,
+        sourceKey: key,
+        targetKey: key,
+        up,
+        ...(down ? { down } : {}),
+      },
+      readsOnly,
+      targetDdl: ddl.map((d) => d.sql),
+      deferred,
+      backfill: plan.backfill,
+      verify: plan.verify,
+      shift: {
+        readsOnly,
+        steps: plan.shift.steps.map((s) =>
+          typeof s === 'number'
+            ? { percent: s, monitorSeconds: plan.shift.monitorSeconds }
+            : { percent: s.percent, monitorSeconds: s.monitorSeconds ?? plan.shift.monitorSeconds },
+        ),
+        checks: plan.shift.checks,
+      },
+      stages,
+    };
+    return { ok: true, fileName, problems: [], plan: resolved };
+  } finally {
+    await client.query('ROLLBACK');
+  }
+}
+
+async function resolveKey(
+  client: ClientBase,
+  plan: PlanFile,
+  source: TableRef,
+  oid: number,
+  columns: ColumnInfo[],
+  problems: PlanProblem[],
+): Promise<string[] | null> {
+  const indexes = await uniqueIndexes(client, oid);
+  const describe = () => {
+    const usable = indexes.filter(
+      (i) => i.valid && !i.partial && i.columns.every((c) => c !== null),
+    );
+    return usable.length > 0
+      ? ` (unique indexes there: ${usable.map((i) => `${i.name} (${i.columns.join(', ')})`).join('; ')})`
+      : '';
+  };
+  const before = problems.length;
+  let key: string[];
+  if (plan.key === undefined) {
+    const pk = indexes.find((i) => i.primary);
+    if (!pk) {
+      problems.push({
+        path: 'key',
+        message: `${refText(source)} has no primary key: set key: [columns] naming the NOT NULL columns of a unique index${describe()}`,
+      });
+      return null;
+    }
+    key = pk.columns as string[];
+  } else {
+    key = typeof plan.key === 'string' ? [plan.key] : plan.key;
+    const missing = key.filter((k) => !columns.some((c) => c.name === k));
+    if (missing.length > 0) {
+      problems.push({
+        path: 'key',
+        message: `${refText(source)} has no column ${missing.map((m) => `"${m}"`).join(', ')}: name existing columns`,
+      });
+      return null;
+    }
+    if (new Set(key).size !== key.length) {
+      problems.push({ path: 'key', message: 'lists a column twice: name each key column once' });
+      return null;
+    }
+    if (!findKeyIndex(indexes, key)) {
+      problems.push({
+        path: 'key',
+        message: `no primary key or unique index of ${refText(source)} is on exactly (${key.join(', ')}): create one (CREATE UNIQUE INDEX CONCURRENTLY …) or name the columns of an existing one${describe()}`,
+      });
+      return null;
+    }
+  }
+  for (const k of key) {
+    if (!columns.find((c) => c.name === k)!.notNull) {
+      problems.push({
+        path: 'key',
+        message: `key column "${k}" of ${refText(source)} is nullable: a unique index lets NULL keys repeat, so rows could not be matched: make it NOT NULL (CHECK … NOT VALID, VALIDATE, SET NOT NULL) or choose another key`,
+      });
+    }
+  }
+  return problems.length > before ? null : key;
+}
+
+/** checkPlan, throwing PlanError with every problem when the plan cannot run. */
+export async function resolvePlan(
+  plan: PlanFile,
+  client: ClientBase,
+  options: CheckOptions = {},
+): Promise<ResolvedPlan> {
+  const report = await checkPlan(plan, client, options);
+  if (!report.ok) throw new PlanError(report.fileName, report.problems);
+  return report.plan!;
+}

@@ -1,0 +1,36 @@
+/**
+ * The whole plan as the workflow receives it once checked against the database: plain JSON, no
+ * credentials (the connection is a name). `change` is the data-plane contract (types.ts); the rest
+ * drives the stages.
+ */
+import type { DeferredObject } from './catalog';
+import type { PlanFile, SqlCheck } from './schema';
+import type { ResolvedStage } from './stages';
+import type { ResolvedChange } from './types';
+
+export interface ResolvedPlan {
+  version: 1;
+  /** Base name of the plan file it came from, for messages. */
+  fileName: string;
+  change: ResolvedChange;
+  /** No `down` mapping: writes stay on the old table; only reads may shift. */
+  readsOnly: boolean;
+  /**
+   * Statements that create the new table, in order (CREATE TABLE, then CREATE INDEX / ALTER
+   * TABLE). Unqualified names resolve with the target's schema first on the search_path.
+   */
+  targetDdl: string[];
+  /**
+   * Secondary indexes and constraints the shadow step defers to after the backfill, as found
+   * when the plan was checked (the shadow step records the authoritative list on the table).
+   */
+  deferred: DeferredObject[];
+  backfill: PlanFile['backfill'];
+  verify: PlanFile['verify'];
+  shift: {
+    readsOnly: boolean;
+    steps: Array<{ percent: number; monitorSeconds: number }>;
+    checks: SqlCheck[];
+  };
+  stages: ResolvedStage[];
+}
