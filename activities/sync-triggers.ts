@@ -1,0 +1,376 @@
+/**
+ * Two-way sync triggers of a blue-green table change.
+ *
+ * forward (source → target, `up` mapping) and reverse (target → source, `down` mapping) are AFTER
+ * ROW triggers for INSERT, UPDATE and DELETE. INSERT and UPDATE upsert the destination row with
+ * every mapped column (a trigger always carries the newest row, so it overwrites); an UPDATE that
+ * changes the key first deletes the old key; DELETE deletes by key. The old key is only deleted
+ * when no source row holds it any more at the end of the statement, so a statement that swaps
+ * keys between rows does not lose one of them.
+ *
+ * Recursion guard: a transaction-local setting (set_config(..., true)) named after the plan. The
+ * trigger function sets it around its own write to the other table and clears it afterwards;
+ * both triggers carry `WHEN (current_setting(guard, true) IS DISTINCT FROM 'on')`, so the twin's
+ * event is not even queued. The backfill sets the same guard, so its inserts never bounce back.
+ * Why not pg_trigger_depth(): it cannot tell our twin from an application trigger, so an
+ * application trigger that writes the source table (depth 1) would silently not be synced.
+ * Clearing the guard after the write (instead of leaving it set for the transaction) keeps later
+ * application writes in the same transaction synced; a failed subtransaction rolls the setting
+ * back with it.
+ */
+import type pg from 'pg';
+import { openClient, connectionUrl } from '../src/db/connect';
+import { quoteIdent, quoteQualified } from '../src/db/ident';
+import { withLockRetry, type LockRetryOptions } from '../src/db/lock-timeout';
+import { UserError } from '../src/errors';
+import type { ColumnMapping, ResolvedChange, TableRef } from '../src/plan/types';
+import { sqlLiteral, syncNames } from '../src/backfill/names';
+
+export type SyncDirection = 'forward' | 'reverse';
+
+interface DirectionSpec {
+  direction: SyncDirection;
+  from: TableRef;
+  to: TableRef;
+  fromKey: string[];
+  toKey: string[];
+  mapping: ColumnMapping[];
+  functionName: string;
+  triggerName: string;
+}
+
+function directionSpec(change: ResolvedChange, direction: SyncDirection): DirectionSpec {
+  const names = syncNames(change);
+  if (direction === 'forward') {
+    return {
+      direction,
+      from: change.source,
+      to: change.target,
+      fromKey: change.sourceKey,
+      toKey: change.targetKey,
+      mapping: change.up,
+      functionName: names.forwardFunction,
+      triggerName: names.forwardTrigger,
+    };
+  }
+  if (!change.down)
+    throw new UserError(
+      `plan "${change.name}" has no down mapping: writes to the new table cannot flow back`,
+    );
+  return {
+    direction,
+    from: change.target,
+    to: change.source,
+    fromKey: change.targetKey,
+    toKey: change.sourceKey,
+    mapping: change.down,
+    functionName: names.reverseFunction,
+    triggerName: names.reverseTrigger,
+  };
+}
+
+const qTable = (t: TableRef) => quoteQualified(t.schema, t.table);
+const DOLLAR_TAG = '$cutover_sync$';
+
+function mappedExpression(spec: DirectionSpec, column: string): string {
+  const m = spec.mapping.find((c) => c.column === column);
+  if (!m)
+    throw new UserError(
+      `${spec.direction} mapping has no expression for key column "${column}" of ${spec.to.schema}.${spec.to.table}`,
+    );
+  return m.expression;
+}
+
+/** The CREATE FUNCTION and CREATE TRIGGER statements of one direction (pure; for tests too). */
+export function buildSyncSql(
+  change: ResolvedChange,
+  direction: SyncDirection,
+): { createFunction: string; createTrigger: string } {
+  const spec = directionSpec(change, direction);
+  const guard = sqlLiteral(syncNames(change).guardSetting);
+  for (const m of spec.mapping)
+    if (m.expression.includes(DOLLAR_TAG))
+      throw new UserError(`expression for "${m.column}" contains ${DOLLAR_TAG}`);
+
+  const from = qTable(spec.from);
+  const to = qTable(spec.to);
+  const fromKeyOld = spec.fromKey.map((k) => `OLD.${quoteIdent(k)}`).join(', ');
+  const fromKeyNew = spec.fromKey.map((k) => `NEW.${quoteIdent(k)}`).join(', ');
+  const fromKeyCols = spec.fromKey.map((k) => `f.${quoteIdent(k)}`).join(', ');
+  const oldKeySelect = spec.toKey
+    .map((k) => `(${mappedExpression(spec, k)}) AS ${quoteIdent(k)}`)
+    .join(', ');
+  const keyJoin = spec.toKey.map((k) => `t.${quoteIdent(k)} = o.${quoteIdent(k)}`).join(' AND ');
+  const cols = spec.mapping.map((m) => quoteIdent(m.column)).join(', ');
+  const exprs = spec.mapping.map((m) => `(${m.expression})`).join(', ');
+  const nonKey = spec.mapping.filter((m) => !spec.toKey.includes(m.column));
+  const conflict = spec.toKey.map(quoteIdent).join(', ');
+  const onConflict = nonKey.length
+    ? `DO UPDATE SET ${nonKey.map((m) => `${quoteIdent(m.column)} = EXCLUDED.${quoteIdent(m.column)}`).join(', ')}`
+    : 'DO NOTHING';
+
+  const deleteOld = `
+    IF NOT EXISTS (SELECT 1 FROM ${from} AS f WHERE (${fromKeyCols}) = (${fromKeyOld})) THEN
+      DELETE FROM ${to} AS t
+        USING (SELECT ${oldKeySelect} FROM (SELECT OLD.*) AS s) AS o
+        WHERE ${keyJoin};
+    END IF;`;
+  const upsertNew = `
+    INSERT INTO ${to} AS t (${cols})
+      SELECT ${exprs} FROM (SELECT NEW.*) AS s
+      ON CONFLICT (${conflict}) ${onConflict};`;
+
+  const fn = quoteQualified(spec.from.schema, spec.functionName);
+  const createFunction = `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger
+LANGUAGE plpgsql AS ${DOLLAR_TAG}
+#variable_conflict use_column
+BEGIN
+  -- cutover ${spec.direction} sync of plan ${sqlLiteral(change.name)}: ${spec.from.schema}.${spec.from.table} -> ${spec.to.schema}.${spec.to.table}
+  PERFORM set_config(${guard}, 'on', true);
+  IF TG_OP = 'DELETE' THEN${deleteOld}
+  ELSIF TG_OP = 'UPDATE' THEN
+    IF (${fromKeyOld}) IS DISTINCT FROM (${fromKeyNew}) THEN${deleteOld}
+    END IF;${upsertNew}
+  ELSE${upsertNew}
+  END IF;
+  PERFORM set_config(${guard}, '', true);
+  RETURN NULL;
+END
+${DOLLAR_TAG}`;
+  const createTrigger = `CREATE OR REPLACE TRIGGER ${quoteIdent(spec.triggerName)}
+  AFTER INSERT OR UPDATE OR DELETE ON ${from}
+  FOR EACH ROW
+  WHEN (current_setting(${guard}, true) IS DISTINCT FROM 'on')
+  EXECUTE FUNCTION ${fn}()`;
+  return { createFunction, createTrigger };
+}
+
+// ---------------------------------------------------------------------------------------------
+// validation (read-only)
+
+async function relationExists(client: pg.ClientBase, t: TableRef): Promise<boolean> {
+  const r = await client.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
+    qTable(t),
+  ]);
+  return r.rows[0]!.ok;
+}
+
+async function columnsOf(client: pg.ClientBase, t: TableRef): Promise<Set<string>> {
+  const r = await client.query<{ attname: string }>(
+    `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`,
+    [qTable(t)],
+  );
+  return new Set(r.rows.map((x) => x.attname));
+}
+
+async function hasUniqueIndexOn(client: pg.ClientBase, t: TableRef, key: string[]) {
+  const r = await client.query<{ cols: string[] }>(
+    `SELECT array_agg(a.attname::text ORDER BY a.attname) AS cols
+       FROM pg_index i
+       JOIN LATERAL unnest(i.indkey) AS k(attnum) ON true
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+        AND i.indexprs IS NULL
+      GROUP BY i.indexrelid`,
+    [qTable(t)],
+  );
+  const want = [...key].sort().join('\u0000');
+  return r.rows.some((x) => [...x.cols].sort().join('\u0000') === want);
+}
+
+/**
+ * Checks one direction against the live database without changing anything: tables, key and
+ * mapped columns exist, the destination has a unique index on its key (ON CONFLICT needs one),
+ * and the generated upsert compiles (EXPLAIN inside a rolled-back transaction).
+ */
+async function validateDirection(client: pg.ClientBase, spec: DirectionSpec): Promise<string[]> {
+  const problems: string[] = [];
+  const label = (t: TableRef) => `${t.schema}.${t.table}`;
+  for (const t of [spec.from, spec.to])
+    if (!(await relationExists(client, t))) problems.push(`table ${label(t)} does not exist`);
+  if (problems.length) return problems;
+  const fromCols = await columnsOf(client, spec.from);
+  const toCols = await columnsOf(client, spec.to);
+  for (const k of spec.fromKey)
+    if (!fromCols.has(k)) problems.push(`key column "${k}" is not a column of ${label(spec.from)}`);
+  for (const k of spec.toKey) {
+    if (!toCols.has(k)) problems.push(`key column "${k}" is not a column of ${label(spec.to)}`);
+    if (!spec.mapping.some((m) => m.column === k))
+      problems.push(`${spec.direction} mapping must give key column "${k}" of ${label(spec.to)}`);
+  }
+  for (const m of spec.mapping)
+    if (!toCols.has(m.column))
+      problems.push(
+        `${spec.direction} mapping names "${m.column}", not a column of ${label(spec.to)}`,
+      );
+  if (problems.length) return problems;
+  if (!(await hasUniqueIndexOn(client, spec.to, spec.toKey)))
+    problems.push(
+      `${label(spec.to)} needs a unique index (or primary key) on (${spec.toKey.join(', ')})`,
+    );
+  const cols = spec.mapping.map((m) => quoteIdent(m.column)).join(', ');
+  const exprs = spec.mapping.map((m) => `(${m.expression})`).join(', ');
+  await client.query('BEGIN');
+  try {
+    await client.query(
+      `EXPLAIN INSERT INTO ${qTable(spec.to)} (${cols}) SELECT ${exprs} FROM ${qTable(spec.from)} AS s
+         ON CONFLICT (${spec.toKey.map(quoteIdent).join(', ')}) DO NOTHING`,
+    );
+  } catch (err) {
+    problems.push(`${spec.direction} mapping does not compile: ${(err as Error).message}`);
+  } finally {
+    await client.query('ROLLBACK');
+  }
+  return problems;
+}
+
+export interface SyncInput {
+  change: ResolvedChange;
+  /** 'both' (default when the plan has a down mapping) or 'forward' only. */
+  directions?: 'forward' | 'both';
+  lockRetry?: Partial<LockRetryOptions>;
+}
+
+function wantedDirections(input: SyncInput): SyncDirection[] {
+  const dirs = input.directions ?? (input.change.down ? 'both' : 'forward');
+  if (dirs === 'both' && !input.change.down)
+    throw new UserError(
+      `plan "${input.change.name}" has no down mapping, so only the forward sync can be installed`,
+    );
+  return dirs === 'both' ? ['forward', 'reverse'] : ['forward'];
+}
+
+/** Read-only check of everything syncRun would install; throws one UserError listing problems. */
+export async function validateSyncWith(client: pg.ClientBase, input: SyncInput): Promise<void> {
+  const problems: string[] = [];
+  for (const d of wantedDirections(input))
+    problems.push(...(await validateDirection(client, directionSpec(input.change, d))));
+  if (problems.length)
+    throw new UserError(`sync for plan "${input.change.name}": ${problems.join('; ')}`);
+}
+
+async function installWith(
+  client: pg.ClientBase,
+  change: ResolvedChange,
+  directions: SyncDirection[],
+  lockRetry?: Partial<LockRetryOptions>,
+): Promise<void> {
+  const statements = directions.flatMap((d) => {
+    const s = buildSyncSql(change, d);
+    return [s.createFunction, s.createTrigger];
+  });
+  // Both triggers in one transaction: the new table never sees a state where only one
+  // direction exists. CREATE TRIGGER takes SHARE ROW EXCLUSIVE, hence lock_timeout + retry.
+  await withLockRetry(
+    client,
+    async () => {
+      await client.query('BEGIN');
+      try {
+        for (const sql of statements) await client.query(sql);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    },
+    lockRetry,
+  );
+}
+
+async function dropWith(
+  client: pg.ClientBase,
+  change: ResolvedChange,
+  directions: SyncDirection[],
+  lockRetry?: Partial<LockRetryOptions>,
+): Promise<void> {
+  const names = syncNames(change);
+  const targets = directions.map((d) =>
+    d === 'forward'
+      ? { table: change.source, trigger: names.forwardTrigger, fn: names.forwardFunction }
+      : { table: change.target, trigger: names.reverseTrigger, fn: names.reverseFunction },
+  );
+  await withLockRetry(
+    client,
+    async () => {
+      await client.query('BEGIN');
+      try {
+        for (const t of targets) {
+          if (await relationExists(client, t.table))
+            await client.query(
+              `DROP TRIGGER IF EXISTS ${quoteIdent(t.trigger)} ON ${qTable(t.table)}`,
+            );
+          await client.query(`DROP FUNCTION IF EXISTS ${quoteQualified(t.table.schema, t.fn)}()`);
+        }
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
+    },
+    lockRetry,
+  );
+}
+
+/** Library entry points on an open client (tests, bench, CLI). */
+export async function installSync(client: pg.ClientBase, input: SyncInput): Promise<void> {
+  await validateSyncWith(client, input);
+  await installWith(client, input.change, wantedDirections(input), input.lockRetry);
+}
+
+export async function removeSync(client: pg.ClientBase, input: SyncInput): Promise<void> {
+  await dropWith(client, input.change, ['forward', 'reverse'], input.lockRetry);
+}
+
+async function withConnection<T>(
+  change: ResolvedChange,
+  work: (c: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = await openClient(connectionUrl(change.connection), 'cutover-sync');
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// activities
+
+/** Read-only: would syncRun succeed? */
+export async function syncValidate(input: SyncInput): Promise<void> {
+  await withConnection(input.change, (c) => validateSyncWith(c, input));
+}
+
+/** Installs the forward trigger, and the reverse one unless directions is 'forward'. Idempotent. */
+export async function syncRun(input: SyncInput): Promise<{ installed: SyncDirection[] }> {
+  return withConnection(input.change, async (c) => {
+    await installSync(c, input);
+    return { installed: wantedDirections(input) };
+  });
+}
+
+/** Drops both triggers and their functions; harmless when already gone (or never installed). */
+export async function syncUndo(input: SyncInput): Promise<void> {
+  await withConnection(input.change, (c) => removeSync(c, input));
+}
+
+/**
+ * Installs only the reverse trigger (new → old). The workflow calls it before the first route
+ * change when prepare installed the forward direction only; installing it earlier is also safe
+ * (the backfill's writes carry the guard and never bounce back).
+ */
+export async function enableReverse(input: SyncInput): Promise<void> {
+  await withConnection(input.change, async (c) => {
+    const spec = directionSpec(input.change, 'reverse');
+    const problems = await validateDirection(c, spec);
+    if (problems.length) throw new UserError(`reverse sync: ${problems.join('; ')}`);
+    await installWith(c, input.change, ['reverse'], input.lockRetry);
+  });
+}
+
+/** Drops only the reverse trigger (undo of enableReverse); idempotent. */
+export async function disableReverse(input: SyncInput): Promise<void> {
+  await withConnection(input.change, (c) =>
+    dropWith(c, input.change, ['reverse'], input.lockRetry),
+  );
+}

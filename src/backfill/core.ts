@@ -1,0 +1,571 @@
+/**
+ * Keyset backfill: copies the source table into the target through the `up` mapping in batches
+ * ordered by key (row-value comparison, never OFFSET), each batch its own short transaction,
+ * `ON CONFLICT (key) DO NOTHING` so a newer row written by the sync trigger always wins.
+ *
+ * Ghost rows (a row deleted while its batch is copied must not survive) are closed by one of:
+ *  - 'lock':  the batch reads its source rows FOR KEY SHARE, so a DELETE (or key UPDATE) waits
+ *             for the batch to commit and its trigger then deletes the copied row. Non-key
+ *             UPDATEs are not blocked. Needs a bounded range (hi key found first) because a
+ *             locked row re-checked after a concurrent key change can come back out of order.
+ *  - 'sweep': after the batch commits and every snapshot older than the commit is gone, delete
+ *             target rows in the batch's key range whose key no longer exists in the source
+ *             (REPEATABLE READ, retried on serialization failure, so a row re-inserted meanwhile
+ *             is never swept). Waiting for old snapshots also covers application transactions
+ *             at REPEATABLE READ whose trigger could not see the batch's rows. The backfill does
+ *             not wait itself: sweeps are queued and run once the horizon has passed.
+ *  - 'none':  no protection; for the benchmark and the race test only.
+ * Measured in `npm run bench` (see bench/run.ts and the numbers recorded in DEFAULT_GHOST_GUARD).
+ */
+import type pg from 'pg';
+import { quoteIdent, quoteQualified } from '../db/ident';
+import type { ResolvedChange, TableRef } from '../plan/types';
+import { sqlLiteral, syncNames } from './names';
+
+export type GhostGuard = 'lock' | 'sweep' | 'none';
+
+/**
+ * Chosen by measurement (bench/run.ts, PostgreSQL 15, 2 cores, see the report in
+ * docs or the commit message): filled in below once measured.
+ */
+export const DEFAULT_GHOST_GUARD: GhostGuard = 'sweep';
+
+/** Bounds on the FIRST key column, as text: rows with after < k1 <= upTo. null = unbounded. */
+export interface KeyRange {
+  after: string | null;
+  upTo: string | null;
+}
+
+export interface BackfillCheckpoint {
+  /** Full key of the last row copied (as text, in key order), null before the first batch. */
+  lastKey: string[] | null;
+  /** Source rows read and copied (or found already present) so far. */
+  rowsDone: number;
+  batches: number;
+  /**
+   * With the sweep guard: the key after which copied ranges may still need sweeping (null =
+   * from the start). A resumed run sweeps (sweepFrom, lastKey] first.
+   */
+  sweepPending?: { after: string[] | null } | null;
+}
+
+export interface BackfillThrottle {
+  /** Rows per batch (the ceiling in adaptive mode). */
+  batchSize: number;
+  /** Pause between batches (the floor in adaptive mode). */
+  sleepMs: number;
+  paused: boolean;
+  /** AIMD: halve the batch and double the sleep when a batch takes longer than targetBatchMs. */
+  adaptive: boolean;
+  targetBatchMs: number;
+  minBatchSize: number;
+  maxSleepMs: number;
+}
+
+export const defaultThrottle: BackfillThrottle = {
+  batchSize: 10_000,
+  sleepMs: 0,
+  paused: false,
+  adaptive: false,
+  targetBatchMs: 500,
+  minBatchSize: 500,
+  maxSleepMs: 5_000,
+};
+
+export interface BackfillProgress extends BackfillCheckpoint {
+  plan: string;
+  range: KeyRange | null;
+  ghostGuard: GhostGuard;
+  /** Rows actually inserted by the backfill (rowsDone minus rows the trigger had written). */
+  rowsInserted: number;
+  estimatedTotal: number;
+  /** 0..100, capped: estimates come from pg_class.reltuples. */
+  percent: number;
+  rowsPerSecond: number;
+  etaSeconds: number | null;
+  batchSize: number;
+  sleepMs: number;
+  paused: boolean;
+  lastBatchMs: number;
+  state: 'running' | 'paused' | 'done' | 'cancelled';
+  updatedAt: string;
+}
+
+export interface BackfillHooks {
+  /** Called inside each batch transaction, after the batch statement, before COMMIT. */
+  beforeCommit?: (batch: { lastKey: string[]; rows: number }) => Promise<void>;
+}
+
+export interface BackfillOptions {
+  ghostGuard?: GhostGuard;
+  range?: KeyRange | null;
+  resumeFrom?: BackfillCheckpoint | null;
+  /** Initial throttle; getControl() values override it as they change. */
+  throttle?: Partial<BackfillThrottle>;
+  /** Polled between batches (at most every controlPollMs) and while paused. */
+  getControl?: () => Promise<Partial<BackfillThrottle> | null | undefined>;
+  controlPollMs?: number;
+  /** Called after every committed batch (and on pause / end) with the new checkpoint. */
+  onProgress?: (progress: BackfillProgress) => void | Promise<void>;
+  /** Checked between batches and while sleeping / paused. */
+  isCancelled?: () => boolean;
+  signal?: AbortSignal;
+  /** Total rows for progress; estimated from pg_class.reltuples when omitted. */
+  estimatedTotal?: number;
+  hooks?: BackfillHooks;
+}
+
+export interface BackfillResult {
+  progress: BackfillProgress;
+  cancelled: boolean;
+}
+
+interface KeyColumn {
+  name: string;
+  type: string;
+}
+
+const RETRYABLE = new Set(['40001', '40P01', '55P03']);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function keyColumns(client: pg.ClientBase, t: TableRef, key: string[]): Promise<KeyColumn[]> {
+  const r = await client.query<{ attname: string; type: string }>(
+    `SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+      WHERE attrelid = $1::regclass AND attname = ANY($2::text[]) AND NOT attisdropped`,
+    [quoteQualified(t.schema, t.table), key],
+  );
+  return key.map((k) => {
+    const row = r.rows.find((x) => x.attname === k);
+    if (!row) throw new Error(`key column "${k}" not found in ${t.schema}.${t.table}`);
+    return { name: k, type: row.type };
+  });
+}
+
+export async function estimateRows(client: pg.ClientBase, t: TableRef): Promise<number> {
+  const r = await client.query<{ n: string }>(
+    `SELECT reltuples::bigint AS n FROM pg_class WHERE oid = $1::regclass`,
+    [quoteQualified(t.schema, t.table)],
+  );
+  const n = Number(r.rows[0]?.n ?? -1);
+  if (n >= 0) return n;
+  // Never analysed (reltuples = -1): a one-off count; fine for the tables that are in that state.
+  const c = await client.query<{ n: string }>(
+    `SELECT count(*) AS n FROM ${quoteQualified(t.schema, t.table)}`,
+  );
+  return Number(c.rows[0]!.n);
+}
+
+/** SQL pieces shared by the batch and sweep statements. */
+class BatchSql {
+  readonly src: string;
+  readonly dst: string;
+  readonly keyList: string;
+  readonly keyDesc: string;
+  readonly keyText: string;
+  readonly guardSql: string;
+  readonly insertCols: string;
+  readonly insertExprs: string;
+  readonly conflict: string;
+  constructor(
+    readonly change: ResolvedChange,
+    readonly key: KeyColumn[],
+  ) {
+    this.src = quoteQualified(change.source.schema, change.source.table);
+    this.dst = quoteQualified(change.target.schema, change.target.table);
+    this.keyList = key.map((k) => quoteIdent(k.name)).join(', ');
+    this.keyDesc = key.map((k) => `${quoteIdent(k.name)} DESC`).join(', ');
+    this.keyText = `ARRAY[${key.map((k) => `${quoteIdent(k.name)}::text`).join(', ')}]`;
+    this.guardSql = `SELECT set_config(${sqlLiteral(syncNames(change).guardSetting)}, 'on', true)`;
+    this.insertCols = change.up.map((m) => quoteIdent(m.column)).join(', ');
+    this.insertExprs = change.up.map((m) => `(${m.expression})`).join(', ');
+    this.conflict = change.targetKey.map(quoteIdent).join(', ');
+  }
+
+  /** `(k1, k2) > ($n::t1, $n+1::t2)` with params appended to `params`. */
+  keyCompare(op: '>' | '<=', keyValues: string[], params: unknown[], prefix = ''): string {
+    const placeholders = this.key.map((k, i) => {
+      params.push(keyValues[i]);
+      return `$${params.length}::${k.type}`;
+    });
+    const cols = this.key.map((k) => prefix + quoteIdent(k.name)).join(', ');
+    return `(${cols}) ${op} (${placeholders.join(', ')})`;
+  }
+
+  rangeFilter(range: KeyRange | null, params: unknown[], prefix = ''): string[] {
+    const out: string[] = [];
+    const first = this.key[0]!;
+    if (range?.after != null) {
+      params.push(range.after);
+      out.push(`${prefix}${quoteIdent(first.name)} > $${params.length}::${first.type}`);
+    }
+    if (range?.upTo != null) {
+      params.push(range.upTo);
+      out.push(`${prefix}${quoteIdent(first.name)} <= $${params.length}::${first.type}`);
+    }
+    return out;
+  }
+}
+
+interface BatchOutcome {
+  rows: number;
+  inserted: number;
+  lastKey: string[] | null;
+}
+
+async function inTransaction<T>(
+  client: pg.ClientBase,
+  begin: string,
+  work: () => Promise<T>,
+): Promise<T> {
+  await client.query(begin);
+  try {
+    const out = await work();
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+async function retrying<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (!code || !RETRYABLE.has(code) || attempt >= 8) throw err;
+      await sleep(Math.min(2000, 20 * 2 ** attempt) * (0.5 + Math.random() / 2));
+    }
+  }
+}
+
+/** One batch without row locks: one statement, snapshot-consistent. */
+async function copyBatchPlain(
+  client: pg.ClientBase,
+  sql: BatchSql,
+  after: string[] | null,
+  range: KeyRange | null,
+  limit: number,
+  hooks?: BackfillHooks,
+): Promise<BatchOutcome> {
+  const params: unknown[] = [];
+  const where = [
+    ...(after ? [sql.keyCompare('>', after, params)] : []),
+    ...sql.rangeFilter(range, params),
+  ];
+  params.push(limit);
+  const text = `WITH batch AS MATERIALIZED (
+      SELECT * FROM ${sql.src} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY ${sql.keyList} LIMIT $${params.length}
+    ), ins AS (
+      INSERT INTO ${sql.dst} (${sql.insertCols}) SELECT ${sql.insertExprs} FROM batch AS s
+        ON CONFLICT (${sql.conflict}) DO NOTHING RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM batch)::int AS rows, (SELECT count(*) FROM ins)::int AS inserted,
+           (SELECT ${sql.keyText} FROM batch ORDER BY ${sql.keyDesc} LIMIT 1) AS last`;
+  return inTransaction(client, 'BEGIN', async () => {
+    await client.query(sql.guardSql);
+    const r = await client.query<{ rows: number; inserted: number; last: string[] | null }>(
+      text,
+      params,
+    );
+    const row = r.rows[0]!;
+    if (row.last && hooks?.beforeCommit)
+      await hooks.beforeCommit({ lastKey: row.last, rows: row.rows });
+    return { rows: row.rows, inserted: row.inserted, lastKey: row.last };
+  });
+}
+
+/** One batch that locks its source rows FOR KEY SHARE, within (after, hi]. */
+async function copyBatchLocked(
+  client: pg.ClientBase,
+  sql: BatchSql,
+  after: string[] | null,
+  range: KeyRange | null,
+  limit: number,
+  hooks?: BackfillHooks,
+): Promise<BatchOutcome> {
+  const p1: unknown[] = [];
+  const w1 = [...(after ? [sql.keyCompare('>', after, p1)] : []), ...sql.rangeFilter(range, p1)];
+  p1.push(limit);
+  const hiRes = await client.query<{ last: string[] }>(
+    `SELECT ${sql.keyText} AS last FROM (
+       SELECT ${sql.keyList} FROM ${sql.src} ${w1.length ? `WHERE ${w1.join(' AND ')}` : ''}
+        ORDER BY ${sql.keyList} LIMIT $${p1.length}) AS b
+      ORDER BY ${sql.keyDesc} LIMIT 1`,
+    p1,
+  );
+  const hi = hiRes.rows[0]?.last;
+  if (!hi) return { rows: 0, inserted: 0, lastKey: null };
+  const p2: unknown[] = [];
+  const w2 = [
+    ...(after ? [sql.keyCompare('>', after, p2)] : []),
+    sql.keyCompare('<=', hi, p2),
+    ...sql.rangeFilter(range, p2),
+  ];
+  const text = `WITH batch AS MATERIALIZED (
+      SELECT * FROM ${sql.src} WHERE ${w2.join(' AND ')} FOR KEY SHARE
+    ), ins AS (
+      INSERT INTO ${sql.dst} (${sql.insertCols}) SELECT ${sql.insertExprs} FROM batch AS s
+        ON CONFLICT (${sql.conflict}) DO NOTHING RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM batch)::int AS rows, (SELECT count(*) FROM ins)::int AS inserted`;
+  return inTransaction(client, 'BEGIN', async () => {
+    await client.query(sql.guardSql);
+    const r = await client.query<{ rows: number; inserted: number }>(text, p2);
+    const row = r.rows[0]!;
+    if (hooks?.beforeCommit) await hooks.beforeCommit({ lastKey: hi, rows: row.rows });
+    // hi, not the max row read: rows in (after, hi] that vanished are done with too.
+    return { rows: row.rows, inserted: row.inserted, lastKey: hi };
+  });
+}
+
+/** Deletes target rows in (after, upTo] whose key no longer exists in the source. */
+async function sweepRange(
+  client: pg.ClientBase,
+  sql: BatchSql,
+  after: string[] | null,
+  upTo: string[],
+  range: KeyRange | null,
+): Promise<number> {
+  const params: unknown[] = [];
+  const tk = sql.change.targetKey;
+  // The target key columns carry the source key (same or re-typed), compared by position.
+  const targetKeyCols = tk.map((k) => `t.${quoteIdent(k)}`).join(', ');
+  const placeholders = (vals: string[]) =>
+    sql.key.map((k, i) => {
+      params.push(vals[i]);
+      return `$${params.length}::${k.type}`;
+    });
+  const where: string[] = [];
+  if (after) where.push(`(${targetKeyCols}) > (${placeholders(after).join(', ')})`);
+  where.push(`(${targetKeyCols}) <= (${placeholders(upTo).join(', ')})`);
+  const first = tk[0]!;
+  if (range?.after != null) {
+    params.push(range.after);
+    where.push(`t.${quoteIdent(first)} > $${params.length}::${sql.key[0]!.type}`);
+  }
+  if (range?.upTo != null) {
+    params.push(range.upTo);
+    where.push(`t.${quoteIdent(first)} <= $${params.length}::${sql.key[0]!.type}`);
+  }
+  const match = sql.key
+    .map((k, i) => `s.${quoteIdent(k.name)} = t.${quoteIdent(tk[i]!)}`)
+    .join(' AND ');
+  const text = `DELETE FROM ${sql.dst} AS t WHERE ${where.join(' AND ')}
+      AND NOT EXISTS (SELECT 1 FROM ${sql.src} AS s WHERE ${match})`;
+  return retrying(() =>
+    inTransaction(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ', async () => {
+      await client.query(sql.guardSql);
+      const r = await client.query(text, params);
+      return r.rowCount ?? 0;
+    }),
+  );
+}
+
+/** First xid not yet assigned right now: a commit-time horizon for the sweep. */
+async function currentHorizon(client: pg.ClientBase): Promise<string> {
+  const r = await client.query<{ h: string }>(
+    `SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS h`,
+  );
+  return r.rows[0]!.h;
+}
+
+/**
+ * True once no other client session holds a snapshot or transaction older than the horizon,
+ * i.e. every transaction that could have missed the batch's rows has finished. Needs the
+ * backend_xmin column of pg_stat_activity (superuser or pg_read_all_stats).
+ */
+async function horizonPassed(client: pg.ClientBase, horizon: string): Promise<boolean> {
+  const r = await client.query<{ ok: boolean }>(
+    `SELECT NOT EXISTS (
+       SELECT 1 FROM pg_stat_activity
+        WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
+          AND (   (backend_xmin IS NOT NULL AND age(backend_xmin) > age(h))
+               OR (backend_xid  IS NOT NULL AND age(backend_xid)  > age(h)))
+     ) AS ok
+     FROM (SELECT (($1::bigint) % 4294967296)::text::xid AS h) AS x`,
+    [horizon],
+  );
+  return r.rows[0]!.ok;
+}
+
+function mergeThrottle(base: BackfillThrottle, over?: Partial<BackfillThrottle> | null) {
+  if (!over) return base;
+  const out = { ...base };
+  for (const [k, v] of Object.entries(over))
+    if (v !== undefined && v !== null) (out as Record<string, unknown>)[k] = v;
+  out.batchSize = Math.max(1, Math.floor(out.batchSize));
+  out.minBatchSize = Math.max(1, Math.min(out.minBatchSize, out.batchSize));
+  out.sleepMs = Math.max(0, out.sleepMs);
+  return out;
+}
+
+/**
+ * Runs the backfill to the end of the key space (or range), or until cancelled. Uses `client`
+ * for every batch (one connection, short transactions); callbacks carry progress out.
+ */
+export async function runBackfill(
+  client: pg.ClientBase,
+  change: ResolvedChange,
+  opts: BackfillOptions = {},
+): Promise<BackfillResult> {
+  const ghostGuard = opts.ghostGuard ?? DEFAULT_GHOST_GUARD;
+  const range = opts.range ?? null;
+  const key = await keyColumns(client, change.source, change.sourceKey);
+  const sql = new BatchSql(change, key);
+  const estimatedTotal = opts.estimatedTotal ?? (await estimateRows(client, change.source));
+  const cancelled = () => Boolean(opts.isCancelled?.() || opts.signal?.aborted);
+
+  let throttle = mergeThrottle(defaultThrottle, opts.throttle);
+  let lastControlPoll = 0;
+  const pollControl = async (force = false) => {
+    if (!opts.getControl) return;
+    const now = Date.now();
+    if (!force && now - lastControlPoll < (opts.controlPollMs ?? 500)) return;
+    lastControlPoll = now;
+    throttle = mergeThrottle(throttle, await opts.getControl());
+  };
+
+  const resume = opts.resumeFrom ?? null;
+  let lastKey = resume?.lastKey ?? null;
+  let rowsDone = resume?.rowsDone ?? 0;
+  let batches = resume?.batches ?? 0;
+  let rowsInserted = 0;
+  let rowsThisRun = 0;
+  const started = Date.now();
+  let curBatch = throttle.batchSize;
+  let curSleep = throttle.sleepMs;
+  let lastBatchMs = 0;
+  // Sweep queue: copied ranges waiting for their horizon. The oldest unswept lower bound is
+  // part of the checkpoint, so a killed run's unswept ranges are swept by its successor.
+  const pending: { after: string[] | null; upTo: string[]; horizon: string }[] = [];
+  let sweepFrom: { after: string[] | null } | null =
+    ghostGuard === 'sweep' ? (resume?.sweepPending ?? null) : null;
+  if (ghostGuard === 'sweep' && sweepFrom && lastKey)
+    pending.push({ after: sweepFrom.after, upTo: lastKey, horizon: await currentHorizon(client) });
+
+  const progress = (state: BackfillProgress['state']): BackfillProgress => {
+    const elapsed = (Date.now() - started) / 1000;
+    const rate = elapsed > 0 ? rowsThisRun / elapsed : 0;
+    const remaining = Math.max(0, estimatedTotal - rowsDone);
+    return {
+      plan: change.name,
+      range,
+      ghostGuard,
+      lastKey,
+      rowsDone,
+      batches,
+      sweepPending: ghostGuard === 'sweep' ? sweepFrom : null,
+      rowsInserted,
+      estimatedTotal,
+      percent: estimatedTotal > 0 ? Math.min(100, (100 * rowsDone) / estimatedTotal) : 0,
+      rowsPerSecond: Math.round(rate),
+      etaSeconds: state === 'done' ? 0 : rate > 0 ? Math.round(remaining / rate) : null,
+      batchSize: curBatch,
+      sleepMs: curSleep,
+      paused: throttle.paused,
+      lastBatchMs,
+      state,
+      updatedAt: new Date().toISOString(),
+    };
+  };
+
+  const flushSweeps = async (all: boolean) => {
+    while (pending.length) {
+      // Horizons only grow, so the newest passable entry covers every older one.
+      let upto = -1;
+      for (let i = pending.length - 1; i >= 0; i--)
+        if (await horizonPassed(client, pending[i]!.horizon)) {
+          upto = i;
+          break;
+        }
+      if (upto < 0) {
+        if (!all || cancelled()) return;
+        await sleep(20);
+        continue;
+      }
+      const first = pending[0]!;
+      const last = pending[upto]!;
+      await sweepRange(client, sql, first.after, last.upTo, range);
+      pending.splice(0, upto + 1);
+      sweepFrom = pending.length ? { after: pending[0]!.after } : null;
+    }
+  };
+
+  const interruptibleSleep = async (ms: number) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until && !cancelled()) await sleep(Math.min(100, until - Date.now()));
+  };
+
+  await pollControl(true);
+  curBatch = throttle.batchSize;
+  curSleep = throttle.sleepMs;
+  for (;;) {
+    if (cancelled()) break;
+    await pollControl();
+    if (throttle.paused) {
+      await opts.onProgress?.(progress('paused'));
+      await interruptibleSleep(Math.min(opts.controlPollMs ?? 500, 500));
+      await pollControl(true);
+      continue;
+    }
+    if (!throttle.adaptive) {
+      curBatch = throttle.batchSize;
+      curSleep = throttle.sleepMs;
+    }
+    const t0 = performance.now();
+    const after = lastKey;
+    const out = await retrying(() =>
+      ghostGuard === 'lock'
+        ? copyBatchLocked(client, sql, after, range, curBatch, opts.hooks)
+        : copyBatchPlain(client, sql, after, range, curBatch, opts.hooks),
+    );
+    lastBatchMs = Math.round(performance.now() - t0);
+    if (!out.lastKey) break;
+    if (ghostGuard === 'sweep') {
+      pending.push({ after, upTo: out.lastKey, horizon: await currentHorizon(client) });
+      if (!sweepFrom) sweepFrom = { after };
+    }
+    lastKey = out.lastKey;
+    rowsDone += out.rows;
+    rowsThisRun += out.rows;
+    rowsInserted += out.inserted;
+    batches++;
+    if (ghostGuard === 'sweep') await flushSweeps(false);
+    if (throttle.adaptive) {
+      // AIMD: back off hard when a batch is slow (the server is busy), recover gently.
+      if (lastBatchMs > throttle.targetBatchMs) {
+        curBatch = Math.max(throttle.minBatchSize, Math.floor(curBatch / 2));
+        curSleep = Math.min(throttle.maxSleepMs, Math.max(curSleep * 2, 20, throttle.sleepMs));
+      } else {
+        curBatch = Math.min(throttle.batchSize, curBatch + Math.ceil(throttle.batchSize / 10));
+        curSleep = Math.max(throttle.sleepMs, Math.floor(curSleep * 0.8));
+      }
+    }
+    await opts.onProgress?.(progress('running'));
+    if (out.rows < curBatch && ghostGuard !== 'lock') {
+      // A short batch was the last one: nothing beyond it when it ran (later rows arrive via
+      // the trigger). The locked variant can return fewer rows than asked mid-way, so it loops
+      // until an empty batch.
+      break;
+    }
+    if (curSleep > 0) await interruptibleSleep(curSleep);
+  }
+
+  if (cancelled()) {
+    const p = progress('cancelled');
+    await opts.onProgress?.(p);
+    return { progress: p, cancelled: true };
+  }
+  if (ghostGuard === 'sweep') await flushSweeps(true);
+  if (cancelled()) {
+    const p = progress('cancelled');
+    await opts.onProgress?.(p);
+    return { progress: p, cancelled: true };
+  }
+  const p = progress('done');
+  await opts.onProgress?.(p);
+  return { progress: p, cancelled: false };
+}
