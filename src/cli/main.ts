@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { setVerbose } from './run';
+import { register as registerMigrations } from './commands/migrations';
+import { register as registerLint } from './commands/lint';
 
 const program = new Command('cutover')
   .description(
@@ -14,7 +16,7 @@ const program = new Command('cutover')
   .hook('preAction', (cmd) => setVerbose(Boolean(cmd.optsWithGlobals().verbose)));
 
 // Each command group registers itself here; see src/cli/commands/.
-const registrations: Array<(p: Command) => void> = [];
+const registrations: Array<(p: Command) => void> = [registerMigrations, registerLint];
 for (const register of registrations) register(program);
 
 try {

@@ -1,0 +1,240 @@
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { connectionUrl } from '../../db/connect';
+import { UserError } from '../../errors';
+import {
+  createMigrationFiles,
+  integrityProblems,
+  migrate,
+  rollback,
+  status,
+  type RunnerOptions,
+  type StatusReport,
+} from '../../migrate';
+import { pad } from '../../migrate/files';
+import { parseDuration, parsePositiveInt } from '../options';
+import { action } from '../run';
+
+interface CommonOpts {
+  dir: string;
+  connection: string;
+  lockTimeout: number;
+  lockRetries: number;
+  wait: boolean;
+}
+
+const ENV_HELP = `
+Connection: DATABASE_URL (or CUTOVER_DATABASE_URL); --connection NAME reads CUTOVER_DB_<NAME>_URL.
+Migrations: pairs of files NNNN_name.up.sql / NNNN_name.down.sql in --dir (default ./migrations,
+or CUTOVER_MIGRATIONS_DIR). A first line "-- cutover:no-transaction" runs that script statement by
+statement outside a transaction (for CREATE INDEX CONCURRENTLY).`;
+
+function withCommon(cmd: Command, runner = true): Command {
+  cmd
+    .option(
+      '-d, --dir <path>',
+      'migrations directory',
+      process.env.CUTOVER_MIGRATIONS_DIR ?? 'migrations',
+    )
+    .option('-c, --connection <name>', 'named connection (see below)', 'default');
+  if (runner) {
+    cmd
+      .addOption(
+        new Option(
+          '--lock-timeout <duration>',
+          'lock_timeout for every statement; 0 disables it and its retries',
+        )
+          .default(3000, '3s')
+          .argParser(parseDuration),
+      )
+      .addOption(
+        new Option(
+          '--lock-retries <n>',
+          'attempts per migration when a lock is not granted in time',
+        )
+          .default(10)
+          .argParser(parsePositiveInt),
+      )
+      .option('--no-wait', 'fail at once if another cutover runner holds the migration lock');
+  }
+  return cmd.addHelpText('after', ENV_HELP);
+}
+
+function runnerOptions(o: CommonOpts): RunnerOptions {
+  return {
+    dir: resolve(o.dir),
+    lockTimeoutMs: o.lockTimeout,
+    lockAttempts: o.lockRetries,
+    noWait: !o.wait,
+    log: (line) => process.stderr.write(`${line}\n`),
+  };
+}
+
+function printStatus(report: StatusReport): void {
+  const rows = report.entries.map((e) => [
+    pad(e.version),
+    e.name,
+    e.state,
+    e.appliedAt ? e.appliedAt.replace('T', ' ').slice(0, 19) : '',
+    e.executionMs !== undefined ? `${e.executionMs} ms` : '',
+    e.hasDown ? '' : 'no down script',
+  ]);
+  const header = ['VERSION', 'NAME', 'STATE', 'APPLIED AT (UTC)', 'TOOK', ''];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const r of [header, ...rows])
+    console.log(
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
+  const pending = report.entries.filter((e) => e.state === 'pending').length;
+  console.log(`\ncurrent version: ${pad(report.current)}; ${pending} pending`);
+}
+
+export function register(program: Command): void {
+  withCommon(
+    program
+      .command('migrate')
+      .summary('apply pending versioned migrations')
+      .description(
+        'Apply pending migrations in order, each in its own transaction, under an advisory lock so two\n' +
+          'runners never interleave. Every statement runs under lock_timeout and is retried with backoff\n' +
+          'when its lock is not granted, so a migration never queues behind a long transaction for long.',
+      )
+      .option(
+        '--to <version>',
+        'apply up to and including this version (e.g. 3, 0003, 0003_create_posts)',
+      )
+      .option(
+        '--dry-run',
+        'apply inside a transaction, print what ran and how long it took, then roll back',
+      )
+      .option(
+        '--allow-out-of-order',
+        'apply pending migrations numbered below the newest applied one',
+      )
+      .option('--json', 'print the result as JSON on stdout')
+      .addHelpText(
+        'after',
+        `\nExamples:\n  $ cutover migrate\n  $ cutover migrate --to 0004 --dry-run\n  $ cutover migrate --lock-timeout 500ms --no-wait`,
+      ),
+  ).action(
+    action(
+      async (
+        o: CommonOpts & {
+          to?: string;
+          dryRun?: boolean;
+          allowOutOfOrder?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const results = await migrate(connectionUrl(o.connection), {
+          ...runnerOptions(o),
+          to: o.to,
+          dryRun: o.dryRun,
+          allowOutOfOrder: o.allowOutOfOrder,
+        });
+        if (o.json)
+          return console.log(
+            JSON.stringify({ dryRun: Boolean(o.dryRun), migrations: results }, null, 2),
+          );
+        if (o.dryRun) {
+          for (const r of results) {
+            console.log(
+              `-- ${r.id}${r.skipped ? ' (no transaction: not executed in a dry run)' : ` (${r.ms} ms)`}`,
+            );
+            for (const s of r.sql ?? []) console.log(`${s};`);
+          }
+          console.log(
+            `dry run: ${results.length} migration(s) would be applied; nothing was changed`,
+          );
+        } else {
+          console.log(`applied ${results.length} migration(s)`);
+        }
+      },
+    ),
+  );
+
+  withCommon(
+    program
+      .command('rollback')
+      .summary('run down scripts of applied migrations, newest first')
+      .description(
+        'Roll back applied migrations with their down scripts, newest first, each in its own transaction\n' +
+          'together with its history row. Refuses before running anything when a down script is missing.',
+      )
+      .option('--to <version>', 'roll back every migration above this version (0 = all)')
+      .addOption(
+        new Option('--steps <n>', 'roll back the newest N migrations (default 1)').argParser(
+          parsePositiveInt,
+        ),
+      )
+      .addHelpText(
+        'after',
+        `\nExamples:\n  $ cutover rollback            # the newest one\n  $ cutover rollback --steps 2\n  $ cutover rollback --to 0003`,
+      ),
+  ).action(
+    action(async (o: CommonOpts & { to?: string; steps?: number }) => {
+      const results = await rollback(connectionUrl(o.connection), {
+        ...runnerOptions(o),
+        to: o.to,
+        steps: o.steps,
+      });
+      console.log(`rolled back ${results.length} migration(s)`);
+    }),
+  );
+
+  withCommon(
+    program
+      .command('status')
+      .summary('show applied, pending, changed and missing migrations')
+      .option('--json', 'print the report as JSON'),
+    false,
+  ).action(
+    action(async (o: CommonOpts & { json?: boolean }) => {
+      const report = await status(connectionUrl(o.connection), { dir: resolve(o.dir) });
+      if (o.json) console.log(JSON.stringify(report, null, 2));
+      else printStatus(report);
+    }),
+  );
+
+  withCommon(
+    program
+      .command('validate')
+      .summary('fail when an applied migration file changed or vanished')
+      .description(
+        'Compares the sha256 of every applied up script with the history. Exit 1 when one changed or is\n' +
+          'missing: applied migrations must never be modified — add a new migration instead.',
+      ),
+    false,
+  ).action(
+    action(async (o: CommonOpts) => {
+      const problems = integrityProblems(
+        await status(connectionUrl(o.connection), { dir: resolve(o.dir) }),
+      );
+      if (problems.length) throw new UserError(`validation failed:\n  ${problems.join('\n  ')}`);
+      console.log('ok: every applied migration matches its file');
+    }),
+  );
+
+  program
+    .command('new')
+    .summary('create the next numbered pair of migration files')
+    .argument('<name>', 'what the migration does, e.g. add_orders_status')
+    .option(
+      '-d, --dir <path>',
+      'migrations directory',
+      process.env.CUTOVER_MIGRATIONS_DIR ?? 'migrations',
+    )
+    .addHelpText(
+      'after',
+      '\nExample:\n  $ cutover new add_orders_status\n  created migrations/0009_add_orders_status.up.sql',
+    )
+    .action(
+      action((name: string, o: { dir: string }) => {
+        const { up, down } = createMigrationFiles(resolve(o.dir), name);
+        console.log(`created ${up}\ncreated ${down}`);
+      }),
+    );
+}
