@@ -1,4 +1,4 @@
-import { readdirSync, rmSync, unlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';

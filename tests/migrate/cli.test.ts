@@ -1,0 +1,160 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { runCli } from '../support/cli';
+import { exampleMigrationsDir, scratchMigrations } from '../support/migrations-dir';
+
+let db: TestDatabase;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  db = await createTestDatabase('cli');
+  env = { DATABASE_URL: db.url, CUTOVER_MIGRATIONS_DIR: exampleMigrationsDir };
+});
+afterAll(async () => {
+  await db.drop();
+});
+beforeEach(async () => {
+  await db.pool.query(
+    `DROP SCHEMA public CASCADE; CREATE SCHEMA public; DROP SCHEMA IF EXISTS cutover CASCADE`,
+  );
+});
+
+describe('cutover CLI: versioned migrations', () => {
+  it('migrate, status, validate and rollback work end to end', async () => {
+    const up = await runCli(['migrate', '--to', '0003'], env);
+    expect(up.code).toBe(0);
+    expect(up.stdout).toMatch(/applied 3 migration\(s\)/);
+    const st = await runCli(['status'], env);
+    expect(st.stdout).toMatch(/0003\s+create_user_preferences\s+applied/);
+    expect(st.stdout).toMatch(/0004\s+add_user_avatar\s+pending/);
+    const json = JSON.parse((await runCli(['status', '--json'], env)).stdout);
+    expect(json.current).toBe(3);
+    expect((await runCli(['validate'], env)).code).toBe(0);
+    const down = await runCli(['rollback', '--steps', '2'], env);
+    expect(down.code).toBe(0);
+    expect(JSON.parse((await runCli(['status', '--json'], env)).stdout).current).toBe(1);
+  });
+
+  it('two runners in two processes never interleave: one waits, the history has no duplicates', async () => {
+    const dir = scratchMigrations({
+      '0001_slow.up.sql': 'CREATE TABLE slow (id int PRIMARY KEY);\nSELECT pg_sleep(1.5);',
+      '0001_slow.down.sql': 'DROP TABLE slow;',
+      '0002_next.up.sql': 'CREATE TABLE next (id int PRIMARY KEY);',
+      '0002_next.down.sql': 'DROP TABLE next;',
+    });
+    try {
+      const a = runCli(['migrate', '--dir', dir], env);
+      await new Promise((r) => setTimeout(r, 400));
+      const b = runCli(['migrate', '--dir', dir], env);
+      const [ra, rb] = await Promise.all([a, b]);
+      expect(ra.code).toBe(0);
+      expect(rb.code).toBe(0);
+      expect(rb.stderr).toMatch(/waiting for another cutover runner/);
+      expect(rb.stderr).toMatch(/up to date/);
+      const h = await db.pool.query(
+        `SELECT version, count(*)::int AS n FROM cutover.schema_migrations GROUP BY 1 ORDER BY 1`,
+      );
+      expect(h.rows).toEqual([
+        { version: 1, n: 1 },
+        { version: 2, n: 1 },
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it('--no-wait fails at once while another runner holds the lock', async () => {
+    const dir = scratchMigrations({
+      '0001_slow.up.sql': 'SELECT pg_sleep(1.5);',
+      '0001_slow.down.sql': 'SELECT 1;',
+    });
+    try {
+      const a = runCli(['migrate', '--dir', dir], env);
+      await new Promise((r) => setTimeout(r, 400));
+      const b = await runCli(['migrate', '--dir', dir, '--no-wait'], env);
+      expect(b.code).toBe(1);
+      expect(b.stderr).toMatch(/another cutover runner holds the migration lock .*--no-wait/);
+      expect((await a).code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it('validate exits 1 when an applied file changed', async () => {
+    const dir = scratchMigrations();
+    try {
+      expect((await runCli(['migrate', '--dir', dir, '--to', '1'], env)).code).toBe(0);
+      const file = join(dir, '0001_create_users.up.sql');
+      writeFileSync(file, readFileSync(file, 'utf8').replace('NOT NULL UNIQUE', 'UNIQUE'));
+      const r = await runCli(['validate', '--dir', dir], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/0001_create_users: the up script changed after it was applied/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it('dry run prints the SQL and changes nothing', async () => {
+    const r = await runCli(['migrate', '--dry-run', '--to', '2'], env);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/-- 0001_create_users \(\d+ ms\)\nCREATE TABLE users/);
+    expect(r.stdout).toMatch(/nothing was changed/);
+    expect((await db.pool.query(`SELECT to_regnamespace('cutover') AS s`)).rows[0].s).toBeNull();
+  });
+
+  it('an unreachable database is one line on stderr, exit 1, no stack trace', async () => {
+    const r = await runCli(['migrate'], {
+      ...env,
+      DATABASE_URL: 'postgres://nobody:secret@127.0.0.1:1/none',
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /^error: cannot connect to PostgreSQL at postgres:\/\/nobody:\*\*\*@127\.0\.0\.1:1\/none/,
+    );
+    expect(r.stderr).not.toMatch(/secret|\n\s+at /);
+    const verbose = await runCli(['--verbose', 'migrate'], {
+      ...env,
+      DATABASE_URL: 'postgres://127.0.0.1:1/none',
+    });
+    expect(verbose.stderr).toMatch(/\n\s+at /);
+  });
+
+  it('usage errors exit 2; bad input exits 1 with a clear message', async () => {
+    expect((await runCli(['migrate', '--bogus'], env)).code).toBe(2);
+    expect((await runCli(['rollback', '--steps', 'x'], env)).code).toBe(2);
+    const unknown = await runCli(['migrate', '--to', '42'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown target version 42/);
+    const noDb = await runCli(['migrate'], { DATABASE_URL: '', CUTOVER_DATABASE_URL: '' });
+    expect(noDb.code).toBe(1);
+    expect(noDb.stderr).toMatch(/no database configured: set DATABASE_URL/);
+  });
+
+  it('every command has --help', async () => {
+    for (const cmd of ['migrate', 'rollback', 'status', 'validate', 'new']) {
+      const r = await runCli([cmd, '--help'], env);
+      expect(r.code, cmd).toBe(0);
+      expect(r.stdout, cmd).toMatch(new RegExp(`Usage: cutover ${cmd}`));
+    }
+    expect((await runCli(['migrate', '--help'], env)).stdout).toMatch(/--dry-run[\s\S]*Examples:/);
+  });
+
+  it('new writes the next numbered pair of files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-new-'));
+    try {
+      const first = await runCli(['new', 'Add orders status', '--dir', dir], env);
+      expect(first.code).toBe(0);
+      expect(existsSync(join(dir, '0001_add_orders_status.up.sql'))).toBe(true);
+      expect(existsSync(join(dir, '0001_add_orders_status.down.sql'))).toBe(true);
+      await runCli(['new', 'second', '--dir', dir], env);
+      expect(existsSync(join(dir, '0002_second.up.sql'))).toBe(true);
+      expect((await runCli(['new', '!!!', '--dir', dir], env)).code).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+});
