@@ -1,6 +1,5 @@
 import { Command, CommanderError } from 'commander';
 import { setVerbose } from './run';
-import { register as registerLint } from './commands/lint';
 import { register as registerMigrations } from './commands/migrations';
 import { register as registerLint } from './commands/lint';
 
