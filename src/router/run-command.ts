@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { OutputTail } from './output-buffer';
 
 export interface RunCommandOptions {
-  /** Shell command line, run with /bin/sh -c. */
-  command: string;
+  /** A shell command line (run with /bin/sh -c), or a program and its arguments (no shell). */
+  command: string | string[];
   timeoutMs: number;
   /** Added to the worker's environment. */
   env?: Record<string, string>;
@@ -50,7 +50,11 @@ export function runCommand(opts: RunCommandOptions): Promise<RunCommandResult> {
       });
       return;
     }
-    const child = spawn('/bin/sh', ['-c', opts.command], {
+    const [file, args] =
+      typeof opts.command === 'string'
+        ? ['/bin/sh', ['-c', opts.command]]
+        : [opts.command[0]!, opts.command.slice(1)];
+    const child = spawn(file, args, {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
