@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { UserError } from '../errors';
 import { planSchema, type PlanFile } from './schema';
@@ -83,15 +83,16 @@ function zodProblems(error: z.ZodError): PlanProblem[] {
 
 /** Parses and validates plan text. Throws PlanError listing every problem. */
 export function parsePlan(text: string, fileName = 'plan.yaml'): PlanFile {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     throw new PlanError(
       fileName,
       doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
+        const pos = lineCounter.linePos(e.pos[0]);
         return {
           path: '',
-          message: `${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}invalid YAML (${e.message.split('\n')[0]}): fix the indentation or quoting there`,
+          message: `line ${pos.line}, column ${pos.col}: invalid YAML (${e.message.split('\n')[0]}): fix the indentation or quoting there`,
         };
       }),
     );

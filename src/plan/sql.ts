@@ -29,7 +29,7 @@ function syntaxMessage(err: unknown): string {
  * or statements.
  */
 export function expressionProblem(expr: string): string | null {
-  if (expr.trim().length === 0) return 'expression must be a non-empty string';
+  if (expr.trim().length === 0) return 'must be a non-empty string';
   let tree;
   try {
     tree = parse(`SELECT (${expr}\n)`);
