@@ -54,8 +54,9 @@ async function sqlFilesIn(dir: string): Promise<string[]> {
 
 async function lint(files: string[], o: LintOpts): Promise<void> {
   if (o.rules) {
-    for (const r of RULES)
-      process.stdout.write(`${r.id.padEnd(38)} ${r.severity.padEnd(8)} ${r.title}\n`);
+    process.stdout.write(
+      RULES.map((r) => `${r.id.padEnd(38)} ${r.severity.padEnd(8)} ${r.title}\n`).join(''),
+    );
     return;
   }
   for (const f of files) {
