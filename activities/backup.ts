@@ -371,10 +371,10 @@ async function verifiedDumpFile(
     file = join(dir, 'dump');
     await pipeline(body, hashing, createWriteStream(file, { mode: 0o600 }));
   }
-  if (hashing.sha256 !== manifest.sha256 || hashing.size !== manifest.size) {
+  if (hashing.sha256 !== manifest.sha256 || hashing.byteCount !== manifest.size) {
     throw new BackupError(
       `checksum mismatch for backup ${manifest.id}: the dump has sha256 ${hashing.sha256} ` +
-        `(${hashing.size} bytes) but the manifest says ${manifest.sha256} (${manifest.size} bytes); ` +
+        `(${hashing.byteCount} bytes) but the manifest says ${manifest.sha256} (${manifest.size} bytes); ` +
         'the dump is corrupt or was changed, nothing was restored',
     );
   }

@@ -26,7 +26,11 @@ export class HashingStream extends Transform {
     done();
   }
 
-  get size(): number {
+  /**
+   * Bytes seen so far. Deliberately not called `size` or `length`: lib-storage's Upload reads
+   * those from its Body to guess the total, and would trust 0.
+   */
+  get byteCount(): number {
     return this.bytes;
   }
 

@@ -40,7 +40,7 @@ export class LocalDirStorage implements BackupStorage {
       await rm(partial, { force: true });
       throw err;
     }
-    return { size: hashing.size, sha256: hashing.sha256 };
+    return { size: hashing.byteCount, sha256: hashing.sha256 };
   }
 
   async get(key: string): Promise<Readable> {

@@ -79,7 +79,7 @@ export class S3Storage implements BackupStorage {
       body.destroy();
       throw err;
     }
-    return { size: hashing.size, sha256: hashing.sha256 };
+    return { size: hashing.byteCount, sha256: hashing.sha256 };
   }
 
   async get(key: string): Promise<Readable> {
