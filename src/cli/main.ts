@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { setVerbose } from './run';
 import { register as registerMigrations } from './commands/migrations';
 import { register as registerLint } from './commands/lint';
+import { register as registerBackup } from './commands/backup';
 
 const program = new Command('cutover')
   .description(
@@ -16,7 +17,11 @@ const program = new Command('cutover')
   .hook('preAction', (cmd) => setVerbose(Boolean(cmd.optsWithGlobals().verbose)));
 
 // Each command group registers itself here; see src/cli/commands/.
-const registrations: Array<(p: Command) => void> = [registerMigrations, registerLint];
+const registrations: Array<(p: Command) => void> = [
+  registerMigrations,
+  registerLint,
+  registerBackup,
+];
 for (const register of registrations) register(program);
 
 try {
