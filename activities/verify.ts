@@ -1,0 +1,355 @@
+/**
+ * Step kinds `verify` and `sqlcheck`: exact, chunked comparison of the old and new tables.
+ *
+ * The key space is walked in keyset chunks of the SOURCE table (never OFFSET). For each chunk one
+ * REPEATABLE READ, READ ONLY transaction reads both tables from the same snapshot, so writes that
+ * the sync triggers apply concurrently can never make the two sides disagree: each side yields its
+ * row count and the md5 of its rows' text in key order — the source side with the plan's `up`
+ * mapping applied and cast to the target column types, the target side the same target columns.
+ * Chunk ranges are half-open (after, upTo] and cover the whole key space (the first chunk starts
+ * at -∞, the last ends at +∞), so target rows outside the source's key range are caught too. On a
+ * mismatch the same transaction drills down row by row and names a few differing keys.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type { ClientBase } from 'pg';
+import { quoteIdent, quoteQualified } from '../src/db/ident';
+import {
+  heartbeat,
+  inTransaction,
+  previousHeartbeat,
+  throwIfCancelled,
+  withClient,
+} from '../src/plan/activity-support';
+import { tableColumns, tableOid } from '../src/plan/catalog';
+import type { SqlCheck } from '../src/plan/schema';
+import type { ResolvedChange } from '../src/plan/types';
+
+export interface VerifyOptions {
+  /** Use this client instead of opening one from the change's named connection. */
+  client?: ClientBase;
+  /** Source rows per chunk (default 10 000). */
+  chunkSize?: number;
+  /** Differing keys reported per mismatched chunk (default 10). */
+  maxDiffKeys?: number;
+  /** Stop after this many mismatched chunks (default 5). */
+  maxMismatchedChunks?: number;
+  /** Exclusive lower bound (source key values as text), to verify one range of a split. */
+  after?: string[] | null;
+  /** Inclusive upper bound; null or absent = to the end. */
+  upTo?: string[] | null;
+  onProgress?: (progress: VerifyProgress) => void;
+}
+
+export interface KeyDifference {
+  /** Key values as text, in key order (target column types). */
+  key: string[];
+  problem: 'missing in target' | 'extra in target' | 'different';
+}
+
+export interface ChunkMismatch {
+  after: string[] | null;
+  upTo: string[] | null;
+  /** Human-readable range, e.g. `(id) > (1000) and (id) <= (2000)`. */
+  range: string;
+  sourceRows: number;
+  targetRows: number;
+  differences: KeyDifference[];
+}
+
+export interface VerifyProgress {
+  /** Last key verified (source key values as text); the checkpoint to resume from. */
+  after: string[] | null;
+  chunks: number;
+  sourceRows: number;
+  targetRows: number;
+  mismatches: ChunkMismatch[];
+}
+
+export interface VerifyResult extends VerifyProgress {
+  ok: boolean;
+}
+
+interface ChunkSql {
+  source: string;
+  target: string;
+  drillSource: string;
+  drillTarget: string;
+}
+
+/** Builds the per-chunk queries once. $1.. are the bounds, the last parameter the limit. */
+async function chunkQueries(
+  client: ClientBase,
+  change: ResolvedChange,
+): Promise<(after: boolean, upTo: boolean) => ChunkSql> {
+  const targetOid = await tableOid(client, change.target);
+  const sourceOid = await tableOid(client, change.source);
+  if (targetOid === null || sourceOid === null) {
+    const missing = sourceOid === null ? change.source : change.target;
+    throw ApplicationFailure.nonRetryable(
+      `cannot verify: table ${missing.schema}.${missing.table} does not exist`,
+      'VerifyTableMissing',
+    );
+  }
+  const types = new Map((await tableColumns(client, targetOid)).map((c) => [c.name, c.type]));
+  const typeOf = (col: string) => {
+    const t = types.get(col);
+    if (!t)
+      throw ApplicationFailure.nonRetryable(
+        `cannot verify: column "${col}" is missing from ${change.target.schema}.${change.target.table}`,
+        'VerifyColumnMissing',
+      );
+    return t;
+  };
+  const src = quoteQualified(change.source.schema, change.source.table);
+  const tgt = quoteQualified(change.target.schema, change.target.table);
+  const sKeys = change.sourceKey.map(quoteIdent).join(', ');
+  const tKeys = change.targetKey.map(quoteIdent).join(', ');
+  const sKeysDesc = change.sourceKey.map((k) => `${quoteIdent(k)} DESC`).join(', ');
+  const srcRow = `ROW(${change.up.map((m) => `(${m.expression}\n)::${typeOf(m.column)}`).join(', ')})::text`;
+  const tgtRow = `ROW(${change.up.map((m) => quoteIdent(m.column)).join(', ')})::text`;
+  // Key text comparable across sides: the source key cast to the target key's type.
+  const srcKeyText = `ARRAY[${change.sourceKey.map((k, i) => `${quoteIdent(k)}::${typeOf(change.targetKey[i]!)}::text`).join(', ')}]`;
+  const tgtKeyText = `ARRAY[${change.targetKey.map((k) => `${quoteIdent(k)}::text`).join(', ')}]`;
+  const n = change.sourceKey.length;
+  const params = (from: number) => Array.from({ length: n }, (_, i) => `$${from + i}`).join(', ');
+
+  return (hasAfter, hasUpTo) => {
+    const where = (keys: string) => {
+      const conds: string[] = [];
+      let p = 1;
+      if (hasAfter) {
+        conds.push(`(${keys}) > (${params(p)})`);
+        p += n;
+      }
+      if (hasUpTo) conds.push(`(${keys}) <= (${params(p)})`);
+      return conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
+    };
+    const limitParam = `$${(hasAfter ? n : 0) + (hasUpTo ? n : 0) + 1}`;
+    return {
+      source: `WITH c AS (SELECT ${sKeys}, ${srcRow} AS r FROM ${src} ${where(sKeys)} ORDER BY ${sKeys} LIMIT ${limitParam})
+               SELECT count(*)::int AS n, md5(string_agg(r, E'\\n' ORDER BY ${sKeys})) AS h,
+                      (SELECT ARRAY[${change.sourceKey.map((k) => `${quoteIdent(k)}::text`).join(', ')}] FROM c ORDER BY ${sKeysDesc} LIMIT 1) AS last
+                 FROM c`,
+      target: `SELECT count(*)::int AS n, md5(string_agg(${tgtRow}, E'\\n' ORDER BY ${tKeys})) AS h FROM ${tgt} ${where(tKeys)}`,
+      drillSource: `SELECT ${srcKeyText} AS k, md5(${srcRow}) AS h FROM ${src} ${where(sKeys)} ORDER BY ${sKeys}`,
+      drillTarget: `SELECT ${tgtKeyText} AS k, md5(${tgtRow}) AS h FROM ${tgt} ${where(tKeys)} ORDER BY ${tKeys}`,
+    };
+  };
+}
+
+export function describeRange(
+  keys: string[],
+  after: string[] | null,
+  upTo: string[] | null,
+): string {
+  const cols = `(${keys.join(', ')})`;
+  const vals = (v: string[]) => `(${v.join(', ')})`;
+  const parts: string[] = [];
+  if (after) parts.push(`${cols} > ${vals(after)}`);
+  if (upTo) parts.push(`${cols} <= ${vals(upTo)}`);
+  return parts.length > 0 ? parts.join(' and ') : `all keys ${cols}`;
+}
+
+/** Row-level comparison of one range, both sides already read in the current snapshot. */
+function differences(
+  source: Array<{ k: string[]; h: string }>,
+  target: Array<{ k: string[]; h: string }>,
+  max: number,
+): KeyDifference[] {
+  const targetByKey = new Map(target.map((r) => [JSON.stringify(r.k), r.h]));
+  const sourceKeys = new Set<string>();
+  const out: Array<KeyDifference & { order: number }> = [];
+  source.forEach((r, i) => {
+    const id = JSON.stringify(r.k);
+    sourceKeys.add(id);
+    const h = targetByKey.get(id);
+    if (h === undefined) out.push({ key: r.k, problem: 'missing in target', order: i });
+    else if (h !== r.h) out.push({ key: r.k, problem: 'different', order: i });
+  });
+  target.forEach((r, i) => {
+    if (!sourceKeys.has(JSON.stringify(r.k)))
+      out.push({ key: r.k, problem: 'extra in target', order: source.length + i });
+  });
+  return out.slice(0, max).map(({ key, problem }) => ({ key, problem }));
+}
+
+/**
+ * Compares the two tables of `change` chunk by chunk. Returns the result (ok false with the
+ * mismatched chunks) rather than throwing; the activity below turns a mismatch into a failure.
+ */
+export async function verifyTables(
+  change: ResolvedChange,
+  options: VerifyOptions = {},
+): Promise<VerifyResult> {
+  const chunkSize = options.chunkSize ?? 10_000;
+  const maxDiffKeys = options.maxDiffKeys ?? 10;
+  const maxMismatched = options.maxMismatchedChunks ?? 5;
+  const upTo = options.upTo ?? null;
+  return withClient(change.connection, options.client, 'cutover-verify', async (client) => {
+    const queries = await chunkQueries(client, change);
+    const progress: VerifyProgress = {
+      after: options.after ?? null,
+      chunks: 0,
+      sourceRows: 0,
+      targetRows: 0,
+      mismatches: [],
+    };
+    for (;;) {
+      throwIfCancelled();
+      const after = progress.after;
+      const done = await inTransaction(
+        client,
+        async () => {
+          const head = queries(after !== null, upTo !== null);
+          const bounds = [...(after ?? []), ...(upTo ?? [])];
+          const s = await client.query<{ n: number; h: string | null; last: string[] | null }>(
+            head.source,
+            [...bounds, chunkSize],
+          );
+          const src = s.rows[0]!;
+          const full = src.n === chunkSize;
+          const chunkEnd = full ? src.last : upTo;
+          const q = queries(after !== null, chunkEnd !== null);
+          const chunkBounds = [...(after ?? []), ...(chunkEnd ?? [])];
+          const t = await client.query<{ n: number; h: string | null }>(q.target, chunkBounds);
+          const tgt = t.rows[0]!;
+          progress.chunks++;
+          progress.sourceRows += src.n;
+          progress.targetRows += tgt.n;
+          if (src.n !== tgt.n || src.h !== tgt.h) {
+            const [ds, dt] = [
+              await client.query<{ k: string[]; h: string }>(q.drillSource, chunkBounds),
+              await client.query<{ k: string[]; h: string }>(q.drillTarget, chunkBounds),
+            ];
+            progress.mismatches.push({
+              after,
+              upTo: chunkEnd,
+              range: describeRange(change.sourceKey, after, chunkEnd),
+              sourceRows: src.n,
+              targetRows: tgt.n,
+              differences: differences(ds.rows, dt.rows, maxDiffKeys),
+            });
+          }
+          progress.after = chunkEnd;
+          return !full;
+        },
+        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+      );
+      heartbeat(progress);
+      options.onProgress?.(progress);
+      if (done || progress.mismatches.length >= maxMismatched) break;
+    }
+    return { ok: progress.mismatches.length === 0, ...progress };
+  });
+}
+
+/** One line per mismatched chunk, naming its range and differing keys. */
+export function describeMismatches(change: ResolvedChange, result: VerifyResult): string {
+  const lines = result.mismatches.map((m) => {
+    const keys = m.differences
+      .map((d) => `${change.targetKey.map((k, i) => `${k}=${d.key[i]}`).join(',')} (${d.problem})`)
+      .join('; ');
+    return `  ${m.range}: source ${m.sourceRows} rows, target ${m.targetRows} rows${keys ? `; differing keys: ${keys}` : ''}`;
+  });
+  const t = change.target;
+  return `verification of ${change.source.schema}.${change.source.table} → ${t.schema}.${t.table} failed: ${result.mismatches.length} chunk(s) differ${result.mismatches.length >= 5 ? ' (stopped looking)' : ''}:\n${lines.join('\n')}`;
+}
+
+export interface VerifyInput {
+  change: ResolvedChange;
+  verify?: { chunkSize?: number; maxDiffKeys?: number };
+  /** One key range of a split verification. */
+  range?: { after: string[] | null; upTo: string[] | null };
+}
+
+/**
+ * The `verify` activity: resumes from its last heartbeat (the last verified key, counts and
+ * mismatches so far) and fails non-retryably on any mismatch.
+ */
+export async function verify(input: VerifyInput): Promise<VerifyResult> {
+  const resumed = previousHeartbeat<VerifyProgress>();
+  const result = await verifyTables(input.change, {
+    chunkSize: input.verify?.chunkSize,
+    maxDiffKeys: input.verify?.maxDiffKeys,
+    after: resumed?.after ?? input.range?.after ?? null,
+    upTo: input.range?.upTo ?? null,
+  });
+  if (resumed) {
+    result.chunks += resumed.chunks;
+    result.sourceRows += resumed.sourceRows;
+    result.targetRows += resumed.targetRows;
+    result.mismatches = [...resumed.mismatches, ...result.mismatches];
+    result.ok = result.mismatches.length === 0;
+  }
+  if (!result.ok)
+    throw ApplicationFailure.nonRetryable(
+      describeMismatches(input.change, result),
+      'VerificationMismatch',
+      result.mismatches,
+    );
+  return result;
+}
+
+export interface SqlCheckResult {
+  name: string;
+  ok: boolean;
+  expected: SqlCheck['expect'];
+  actual: unknown;
+}
+
+function matches(actual: unknown, expected: SqlCheck['expect']): boolean {
+  if (expected === null) return actual === null;
+  if (actual === null || actual === undefined) return false;
+  if (typeof expected === 'number') return Number(actual) === expected;
+  if (typeof expected === 'boolean')
+    return actual === expected || String(actual) === String(expected);
+  return String(actual) === expected;
+}
+
+/**
+ * Runs user SQL checks in one READ ONLY transaction (a check cannot write) and compares the first
+ * column of the first row with `expect`. Returns every result; `sqlcheck` below fails on any miss.
+ */
+export async function runSqlChecks(
+  connection: string,
+  checks: SqlCheck[],
+  options: { client?: ClientBase } = {},
+): Promise<SqlCheckResult[]> {
+  return withClient(connection, options.client, 'cutover-sqlcheck', (client) =>
+    inTransaction(
+      client,
+      async () => {
+        const out: SqlCheckResult[] = [];
+        for (const check of checks) {
+          const { rows, fields } = await client.query(check.sql);
+          const first = rows[0] as Record<string, unknown> | undefined;
+          const actual = first && fields[0] ? first[fields[0].name] : null;
+          out.push({
+            name: check.name,
+            ok: matches(actual, check.expect),
+            expected: check.expect,
+            actual,
+          });
+        }
+        return out;
+      },
+      'BEGIN READ ONLY',
+    ),
+  );
+}
+
+/** The `sqlcheck` activity. */
+export async function sqlcheck(input: {
+  change: Pick<ResolvedChange, 'connection'>;
+  checks: SqlCheck[];
+}): Promise<SqlCheckResult[]> {
+  const results = await runSqlChecks(input.change.connection, input.checks);
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length > 0)
+    throw ApplicationFailure.nonRetryable(
+      `SQL checks failed: ${failed.map((f) => `"${f.name}" returned ${JSON.stringify(f.actual)}, expected ${JSON.stringify(f.expected)}`).join('; ')}`,
+      'SqlCheckFailed',
+      results,
+    );
+  return results;
+}
