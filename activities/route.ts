@@ -7,6 +7,7 @@ import { connectionUrl, openClient } from '../src/db/connect';
 import { isSafeIdent } from '../src/db/ident';
 import { UserError } from '../src/errors';
 import { activityCancellationSignal } from '../src/router/activity-context';
+import { resolveHeaders } from '../src/router/http-request';
 import { applyRoute, parseRouterConfig } from '../src/router/apply';
 import type { RouterConfig } from '../src/router/config';
 import { assertPercent, getRoute, type RouteChange } from '../src/router/store';
@@ -37,7 +38,14 @@ function checkInput(input: RouteTarget): RouterConfig {
     );
   }
   const router = input.router ?? { kind: 'postgres' };
-  parseRouterConfig(router);
+  const parsed = parseRouterConfig(router);
+  if (parsed.kind === 'webhook') {
+    try {
+      resolveHeaders(parsed.headers, parsed.headersFromEnv);
+    } catch (err) {
+      throw new UserError(`router: ${(err as Error).message}`);
+    }
+  }
   return router;
 }
 

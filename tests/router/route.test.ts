@@ -68,6 +68,17 @@ describe('postgres router activities', () => {
         router: { kind: 'webhook', url: 'ftp://x' } as never,
       }),
     ).rejects.toThrow(/router.url: must be an http/);
+    await expect(
+      routeValidate({
+        connection,
+        migration: 'm_bad',
+        router: {
+          kind: 'webhook',
+          url: 'http://lb/',
+          headersFromEnv: { auth: 'NO_SUCH_LB_TOKEN' },
+        },
+      }),
+    ).rejects.toThrow(/NO_SUCH_LB_TOKEN, which is not set/);
     expect(await ledger('m_bad')).toBeUndefined();
   });
 
