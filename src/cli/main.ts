@@ -3,6 +3,7 @@ import { setVerbose } from './run';
 import { register as registerMigrations } from './commands/migrations';
 import { register as registerLint } from './commands/lint';
 import { register as registerBackup } from './commands/backup';
+import { register as registerPlan } from './commands/plan';
 
 const program = new Command('cutover')
   .description(
@@ -21,6 +22,7 @@ const registrations: Array<(p: Command) => void> = [
   registerMigrations,
   registerLint,
   registerBackup,
+  registerPlan,
 ];
 for (const register of registrations) register(program);
 

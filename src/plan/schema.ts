@@ -50,7 +50,7 @@ const tableName = (what: string) =>
     },
     {
       error: (iss) =>
-        `${JSON.stringify(iss.input)} is not a safe table name: write table or schema.table, each part ${identRule}`,
+        `${JSON.stringify(iss.input)} is not a safe table name: write table or schema.table; in each part ${identRule}`,
     },
   );
 

@@ -1,0 +1,140 @@
+import { Command } from 'commander';
+import { connectionUrl, openClient } from '../../db/connect';
+import { UserError } from '../../errors';
+import { checkPlan } from '../../plan/check';
+import { formatProblem, loadPlanFile } from '../../plan/load';
+import type { ResolvedPlan } from '../../plan/resolved';
+import type { PlanFile } from '../../plan/schema';
+import { offlineProblems, type ResolvedStage } from '../../plan/stages';
+import { action } from '../run';
+
+function renderStages(stages: ResolvedStage[]): string {
+  return stages
+    .map((s) => {
+      const steps = s.steps.map((st) => {
+        if (st.kind === 'route') return `route ${st.percent}%`;
+        if (st.kind === 'monitor') return `monitor ${st.seconds}s`;
+        if (st.kind === 'approval') return `approval (gate ${st.gate})`;
+        if (st.kind === 'hook') return `hook ${st.name ?? ''}`.trim();
+        return st.kind;
+      });
+      return `  ${s.name.padEnd(16)} ${steps.join(' → ')}`;
+    })
+    .join('\n');
+}
+
+function renderSummary(plan: ResolvedPlan): string {
+  const c = plan.change;
+  const t = (r: { schema: string; table: string }) => `${r.schema}.${r.table}`;
+  const mapping = (ms: Array<{ column: string; expression: string }>) =>
+    ms.map((m) => `    ${m.column} ← ${m.expression}`).join('\n');
+  const lines = [
+    `plan ${c.name} (${plan.fileName}): OK`,
+    `  source     ${t(c.source)}  (connection "${c.connection}")`,
+    `  target     ${t(c.target)}`,
+    `  key        (${c.sourceKey.join(', ')})`,
+    `  direction  ${plan.readsOnly ? 'reads-only: no mapping.down, only reads may shift to the new table' : 'two-way: writes on either table are synced to the other'}`,
+    `  mapping up (target column ← expression over a source row):`,
+    mapping(c.up),
+  ];
+  if (c.down)
+    lines.push(`  mapping down (source column ← expression over a target row):`, mapping(c.down));
+  lines.push(
+    `  deferred   ${plan.deferred.length === 0 ? 'none' : plan.deferred.map((d) => `${d.kind} ${d.name}`).join(', ')} (built after the backfill)`,
+    `  backfill   batches of ${plan.backfill.batchSize}, pause ${plan.backfill.pauseMs} ms, ${plan.backfill.parallelRanges} range(s), adaptive ${plan.backfill.adaptive.enabled ? 'on' : 'off'}`,
+    `  verify     chunks of ${plan.verify.chunkSize}, ${plan.verify.sqlChecks.length} SQL check(s)`,
+    `  stages:`,
+    renderStages(plan.stages),
+  );
+  return lines.join('\n') + '\n';
+}
+
+async function load(file: string): Promise<PlanFile> {
+  return loadPlanFile(file);
+}
+
+export function register(program: Command): void {
+  const plan = program
+    .command('plan')
+    .description(
+      'Plan files describe one blue-green table change: source table, key, the new table,\n' +
+        'column mappings (up: old → new, down: new → old), backfill, verification, traffic\n' +
+        'shift and stages. See plans/ for examples.',
+    );
+
+  plan
+    .command('check')
+    .description(
+      'check a plan file against the live database without changing anything (exit 1 on problems)',
+    )
+    .argument('<file>', 'plan file (YAML)')
+    .option('--json', 'print the resolved plan (the workflow input) as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ cutover plan check plans/widen-orders-id.yaml
+  $ cutover plan check plans/split-name.yaml --json > resolved.json
+
+What is checked: the table and key exist, the key is unique and NOT NULL, every mapping
+expression compiles and fits its column, the new table's DDL is valid, SQL checks compile. All
+of it runs in one transaction that is rolled back, under a short lock_timeout.
+
+The database comes from the plan's connection (default: DATABASE_URL; a connection named
+"reporting" reads CUTOVER_DB_REPORTING_URL). Every problem is printed as
+  <file>: <field>: <what is wrong and what to do>`,
+    )
+    .action(
+      action(async (file: string, opts: { json?: boolean }) => {
+        const parsed = await load(file);
+        const client = await openClient(connectionUrl(parsed.connection), 'cutover-plan-check');
+        try {
+          const report = await checkPlan(parsed, client, {
+            fileName: file.split('/').pop() ?? file,
+          });
+          if (!report.ok) {
+            throw new UserError(
+              `plan has ${report.problems.length} problem(s):\n` +
+                report.problems.map((p) => formatProblem(report.fileName, p)).join('\n'),
+            );
+          }
+          process.stdout.write(
+            opts.json ? `${JSON.stringify(report.plan, null, 2)}\n` : renderSummary(report.plan!),
+          );
+        } finally {
+          await client.end().catch(() => {});
+        }
+      }),
+    );
+
+  plan
+    .command('show')
+    .description('validate a plan file offline (no database) and print its settings and stages')
+    .argument('<file>', 'plan file (YAML)')
+    .option('--json', 'print the validated plan, defaults filled in, as JSON')
+    .addHelpText('after', '\nExample:\n  $ cutover plan show plans/rename-posts-articles.yaml\n')
+    .action(
+      action(async (file: string, opts: { json?: boolean }) => {
+        const parsed = await load(file);
+        const { stages } = offlineProblems(parsed);
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ ...parsed, stages }, null, 2)}\n`);
+          return;
+        }
+        const lines = [
+          `plan ${parsed.name}: ${parsed.source} → ${parsed.target.table}`,
+          `  key        ${parsed.key === undefined ? '(primary key)' : ([] as string[]).concat(parsed.key).join(', ')}`,
+          `  direction  ${parsed.mapping.down === undefined || parsed.shift.readsOnly ? 'reads-only' : 'two-way'}`,
+          `  mapping up ${
+            Object.entries(parsed.mapping.up)
+              .map(([k, v]) => `${k} ← ${v}`)
+              .join('; ') || '(all by name)'
+          }`,
+          `  stages:`,
+          renderStages(stages),
+          `(run "cutover plan check ${file}" to check it against the database)`,
+        ];
+        process.stdout.write(lines.join('\n') + '\n');
+      }),
+    );
+}
