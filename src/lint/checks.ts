@@ -228,7 +228,7 @@ function createIndex(
     emit(
       'concurrently-in-transaction',
       stmtStart,
-      `CREATE INDEX CONCURRENTLY ${name} in a migration that runs inside a transaction (add -- ${'cutover:no-transaction'} to its first lines)`,
+      `CREATE INDEX CONCURRENTLY ${name} in a migration that runs inside a transaction (put -- cutover:no-transaction on its first line)`,
     );
   }
   if (!s.concurrent && !state.isNew(table)) {
@@ -255,7 +255,7 @@ function drop(
       emit(
         'concurrently-in-transaction',
         stmtStart,
-        `DROP INDEX CONCURRENTLY in a migration that runs inside a transaction (add -- cutover:no-transaction to its first lines)`,
+        `DROP INDEX CONCURRENTLY in a migration that runs inside a transaction (put -- cutover:no-transaction on its first line)`,
       );
     }
     for (const parts of objects) {

@@ -4,7 +4,7 @@ import { isRuleId, type RuleId } from './rules';
 /**
  * Comment directives the lint understands:
  *
- *   -- cutover:no-transaction                        (first lines: runner runs statements one by one)
+ *   -- cutover:no-transaction      (one of the first 5 lines: the runner runs statements one by one)
  *   -- cutover-lint:ignore <rule>[, <rule>] -- <reason>       (the statement it precedes, or
  *                                                     the one it trails on the same line)
  *   -- cutover-lint:ignore-file <rule>[, <rule>] -- <reason>  (the whole file)
@@ -34,27 +34,16 @@ function commentBody(c: Comment): string {
   return t.replace(/^\/\*/, '').replace(/\*\/$/, '').trim();
 }
 
-/** True when a comment before the first statement says `cutover:no-transaction`. */
-export function hasNoTransactionDirective(
-  comments: Comment[],
-  firstStatementStart: number,
-): boolean {
-  return comments.some(
-    (c) =>
-      c.start < firstStatementStart &&
-      new RegExp(`^${NO_TRANSACTION_DIRECTIVE}(\\s|$)`).test(commentBody(c)),
-  );
-}
+/**
+ * Exactly the runner's rule (src/migrate/files.ts): the directive counts only on one of the
+ * first 5 lines, as a `--` comment. The lint must agree with the runner, or CONCURRENTLY would
+ * pass the lint and then fail inside the runner's transaction.
+ */
+const NO_TRANSACTION_LINE = /^\s*--\s*cutover:no-transaction\b/m;
+const HEADER_LINES = 5;
 
-/** Same check on raw text, for callers that have not parsed the file. */
 export function sqlHasNoTransactionDirective(sql: string): boolean {
-  for (const line of sql.split('\n')) {
-    const t = line.trim();
-    if (t === '') continue;
-    if (!t.startsWith('--')) return false;
-    if (new RegExp(`^${NO_TRANSACTION_DIRECTIVE}(\\s|$)`).test(t.slice(2).trim())) return true;
-  }
-  return false;
+  return NO_TRANSACTION_LINE.test(sql.split('\n').slice(0, HEADER_LINES).join('\n'));
 }
 
 export function parseIgnoreDirectives(comments: Comment[]): {

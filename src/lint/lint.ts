@@ -3,7 +3,7 @@ import { UserError } from '../errors';
 import { tableKey } from './ast';
 import { checkStatement, type FileContext } from './checks';
 import {
-  hasNoTransactionDirective,
+  sqlHasNoTransactionDirective,
   parseIgnoreDirectives,
   statementForComment,
   type IgnoreDirective,
@@ -158,10 +158,9 @@ function lintOne(inp: LintFileInput, state: SchemaState, opts: LintOptions): Fil
     return { findings, ignored };
   }
   const { statements, comments } = parsed;
-  const firstStart = statements[0]?.start ?? src.bytes.length;
   const transactional =
     inp.transactional === 'from-directive'
-      ? !hasNoTransactionDirective(comments, firstStart)
+      ? !sqlHasNoTransactionDirective(inp.sql)
       : inp.transactional;
 
   const { ignores, problems } = parseIgnoreDirectives(comments);

@@ -3,9 +3,10 @@ import type { MigrationKind } from './types';
 
 /**
  * The migration file format (defined by the runner): `NNNN_snake_name.up.sql` and
- * `NNNN_snake_name.down.sql`, NNNN a 4-digit zero-padded version.
+ * `NNNN_snake_name.down.sql`, NNNN a zero-padded version of at least 4 digits
+ * (the same pattern as src/migrate/files.ts).
  */
-const MIGRATION_FILE = /^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$/;
+const MIGRATION_FILE = /^(\d{4,})_([a-z0-9_]+)\.(up|down)\.sql$/;
 
 export function parseMigrationFileName(
   path: string,

@@ -86,7 +86,7 @@ const table: Record<RuleId, Omit<RuleMeta, 'id'>> = {
     title: 'CONCURRENTLY in a migration that runs inside a transaction.',
     why: 'PostgreSQL refuses CREATE/DROP INDEX CONCURRENTLY (and REINDEX CONCURRENTLY) inside a transaction block: the migration fails at deploy time.',
     safeAlternative:
-      'Put the statement in its own migration whose first lines carry `-- cutover:no-transaction`.',
+      'Put the statement in its own migration whose first line is `-- cutover:no-transaction`.',
   },
   'constraint-not-valid': {
     severity: 'error',

@@ -143,12 +143,19 @@ describe('ignore comments', () => {
 });
 
 describe('transactions', () => {
-  it('reads cutover:no-transaction from the first comment lines only', async () => {
+  it('reads cutover:no-transaction from the first 5 lines only, as the runner does', async () => {
     const idx = 'CREATE INDEX CONCURRENTLY users_email_idx ON users (email);';
+    const lines = (n: number): string => '-- note\n'.repeat(n);
     expect(rulesOf(await lintTemp({ '0002_x.up.sql': `${NO_TX}${idx}` }))).toEqual([]);
-    expect(rulesOf(await lintTemp({ '0002_x.up.sql': `SELECT 1;\n${NO_TX}${idx}` }))).toEqual([
+    expect(
+      rulesOf(await lintTemp({ '0002_x.up.sql': `${lines(4)}  --cutover:no-transaction\n${idx}` })),
+    ).toEqual([]);
+    expect(rulesOf(await lintTemp({ '0002_x.up.sql': `${lines(5)}${NO_TX}${idx}` }))).toEqual([
       'concurrently-in-transaction',
     ]);
+    expect(
+      rulesOf(await lintTemp({ '0002_x.up.sql': `-- not cutover:no-transaction\n${idx}` })),
+    ).toEqual(['concurrently-in-transaction']);
   });
 
   it('lintSql takes transactional from its caller', async () => {

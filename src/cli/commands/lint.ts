@@ -34,7 +34,7 @@ function parseServerVersion(value: string): number {
 }
 
 function parseVersion(value: string): number {
-  if (!/^\d{1,4}$/.test(value))
+  if (!/^\d+$/.test(value))
     throw new InvalidArgumentError(`"${value}" is not a migration version (e.g. 0007)`);
   return Number(value);
 }
