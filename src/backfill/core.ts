@@ -507,7 +507,7 @@ export async function runBackfill(
     await pollControl();
     if (throttle.paused) {
       await opts.onProgress?.(progress('paused'));
-      await interruptibleSleep(Math.min(opts.controlPollMs ?? 500, 500));
+      await interruptibleSleep(Math.max(50, Math.min(opts.controlPollMs ?? 500, 500)));
       await pollControl(true);
       continue;
     }
@@ -517,10 +517,11 @@ export async function runBackfill(
     }
     const t0 = performance.now();
     const after = lastKey;
+    const limit = curBatch;
     const out = await retrying(() =>
       ghostGuard === 'lock'
-        ? copyBatchLocked(client, sql, after, range, curBatch, opts.hooks)
-        : copyBatchPlain(client, sql, after, range, curBatch, opts.hooks),
+        ? copyBatchLocked(client, sql, after, range, limit, opts.hooks)
+        : copyBatchPlain(client, sql, after, range, limit, opts.hooks),
     );
     lastBatchMs = Math.round(performance.now() - t0);
     if (!out.lastKey) break;
@@ -545,7 +546,7 @@ export async function runBackfill(
       }
     }
     await opts.onProgress?.(progress('running'));
-    if (out.rows < curBatch && ghostGuard !== 'lock') {
+    if (out.rows < limit && ghostGuard !== 'lock') {
       // A short batch was the last one: nothing beyond it when it ran (later rows arrive via
       // the trigger). The locked variant can return fewer rows than asked mid-way, so it loops
       // until an empty batch.

@@ -86,8 +86,8 @@ export function startWorkload(url: string, connections: number, maxKey: number):
         try {
           if (op < 3)
             await c.query(
-              `INSERT INTO accounts VALUES ($1, $2, 'new ' || $2, $3, 'ins') ON CONFLICT DO NOTHING`,
-              [tenant, maxKey + rnd(maxKey), rnd(1000)],
+              `INSERT INTO accounts VALUES ($1, $2, $3, $4, 'ins') ON CONFLICT DO NOTHING`,
+              [tenant, maxKey + rnd(maxKey), `new ${id}`, rnd(1000)],
             );
           else if (op < 6)
             await c.query(

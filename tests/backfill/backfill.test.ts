@@ -1,0 +1,317 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { installSync, removeSync } from '../../activities/sync-triggers';
+import {
+  backfillControl,
+  backfillRun,
+  backfillSplitRanges,
+  backfillUndo,
+  backfillValidate,
+} from '../../activities/backfill';
+import { runBackfill, type BackfillProgress, type GhostGuard } from '../../src/backfill/core';
+import { accountsChange, createAccounts, mappingDifferences, startWorkload } from './support';
+
+let db: TestDatabase;
+const change = accountsChange('acct', 'bftest');
+
+beforeAll(async () => {
+  db = await createTestDatabase('backfill');
+  process.env.CUTOVER_DB_BFTEST_URL = db.url;
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+async function connect(app = 'backfill-under-test'): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: db.url, application_name: app });
+  await c.connect();
+  return c;
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, ms = 20_000) {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const waitingOnLock = (app: string) => async () => {
+  const r = await db.pool.query(
+    `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+    [app],
+  );
+  return (r.rowCount ?? 0) > 0;
+};
+
+describe.each<GhostGuard>(['lock', 'sweep'])('backfill under concurrent writes (%s)', (guard) => {
+  it('ends with both tables identical under the mapping', async () => {
+    await createAccounts(db.pool, 20_000);
+    const client = await connect();
+    await installSync(client, { change, directions: 'forward' });
+    const load = startWorkload(db.url, 4, 20_000);
+    try {
+      // Let the workload run a little before the copy starts, and throughout it.
+      await new Promise((r) => setTimeout(r, 200));
+      const result = await runBackfill(client, change, {
+        ghostGuard: guard,
+        throttle: { batchSize: 300, sleepMs: 2 },
+      });
+      expect(result.cancelled).toBe(false);
+      expect(result.progress.state).toBe('done');
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      const { ops, errors } = await load.stop();
+      expect(errors).toEqual([]);
+      expect(ops).toBeGreaterThan(100);
+      await removeSync(client, { change });
+      await client.end();
+    }
+    expect(await mappingDifferences(db.pool)).toBe(0);
+    const counts = await db.pool.query(
+      `SELECT (SELECT count(*) FROM accounts)::int AS a, (SELECT count(*) FROM accounts_v2)::int AS b`,
+    );
+    expect(counts.rows[0].a).toBe(counts.rows[0].b);
+  });
+});
+
+describe('ghost-row race', () => {
+  /**
+   * Deterministic: a transaction inserts (uncommitted) the target row of the batch's LAST key,
+   * so the batch statement, its snapshot already taken, blocks there. Meanwhile the FIRST row
+   * of the batch is deleted from the source; its trigger finds nothing to delete in the target.
+   * Then the blocker rolls back and the batch commits the deleted row: a ghost, unless closed.
+   */
+  async function race(guard: GhostGuard): Promise<{ ghost: boolean; deleterBlocked: boolean }> {
+    await createAccounts(db.pool, 50);
+    const client = await connect(`bf-${guard}`);
+    await installSync(client, { change, directions: 'forward' });
+    const blocker = await connect('blocker');
+    const deleter = await connect('deleter');
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`INSERT INTO accounts_v2 VALUES (6, 48, 'blocker', 0, '')`); // (6,48) sorts last
+      const run = runBackfill(client, change, { ghostGuard: guard, throttle: { batchSize: 100 } });
+      await waitFor(waitingOnLock(`bf-${guard}`), 'the batch to block on the uncommitted row');
+      // (0,7) sorts first in the batch.
+      const del = deleter.query(`DELETE FROM accounts WHERE tenant = 0 AND id = 7`);
+      let deleterBlocked = false;
+      const done = await Promise.race([
+        del.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 300)),
+      ]);
+      if (!done) {
+        await waitFor(waitingOnLock('deleter'), 'the delete to wait for the batch');
+        deleterBlocked = true;
+      }
+      await blocker.query('ROLLBACK');
+      await run;
+      await del;
+      const r = await db.pool.query(`SELECT 1 FROM accounts_v2 WHERE tenant = 0 AND id = 7`);
+      expect(
+        await db.pool.query(`SELECT 1 FROM accounts WHERE tenant = 0 AND id = 7`),
+      ).toHaveProperty('rowCount', 0);
+      return { ghost: (r.rowCount ?? 0) > 0, deleterBlocked };
+    } finally {
+      await removeSync(client, { change });
+      await Promise.all([client.end(), blocker.end(), deleter.end()]);
+    }
+  }
+
+  it('is real without protection (the reproduction works)', async () => {
+    expect(await race('none')).toEqual({ ghost: true, deleterBlocked: false });
+  });
+  it('is closed by locking the batch rows FOR KEY SHARE (the delete waits)', async () => {
+    expect(await race('lock')).toEqual({ ghost: false, deleterBlocked: true });
+  });
+  it('is closed by sweeping the batch range after commit', async () => {
+    expect(await race('sweep')).toEqual({ ghost: false, deleterBlocked: false });
+    expect(await mappingDifferences(db.pool)).toBe(0);
+  });
+});
+
+describe('resume after a real process kill', () => {
+  it('continues from the checkpoint, copies no row twice and ends identical', async () => {
+    await createAccounts(db.pool, 20_000);
+    await db.pool.query(`
+      CREATE TABLE IF NOT EXISTS insert_log (rows bigint);
+      TRUNCATE insert_log;
+      CREATE OR REPLACE FUNCTION log_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN INSERT INTO insert_log SELECT count(*) FROM new_rows; RETURN NULL; END $$;
+      CREATE TRIGGER count_inserts AFTER INSERT ON accounts_v2
+        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION log_inserts();`);
+    const dir = mkdtempSync(join(tmpdir(), 'cutover-bf-'));
+    const cpFile = join(dir, 'checkpoint.json');
+    const logFile = join(dir, 'log.jsonl');
+    const script = join(import.meta.dirname, 'fixtures', 'backfill-child.ts');
+    const start = () =>
+      spawn(process.execPath, ['--import', 'tsx', script, db.url, cpFile, logFile], {
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+
+    const first = start();
+    const firstExit = new Promise((r) => first.once('exit', r));
+    await waitFor(
+      async () => existsSync(cpFile) && JSON.parse(readFileSync(cpFile, 'utf8')).rowsDone >= 6_000,
+      'the first run to copy some rows',
+      60_000,
+    );
+    first.kill('SIGKILL');
+    await firstExit;
+    const checkpoint = JSON.parse(readFileSync(cpFile, 'utf8'));
+    const copiedBeforeKill = Number(
+      (await db.pool.query(`SELECT count(*) AS n FROM accounts_v2`)).rows[0].n,
+    );
+    expect(checkpoint.rowsDone).toBeLessThan(20_000);
+
+    const second = start();
+    const code = await new Promise((r) => second.once('exit', r));
+    expect(code).toBe(0);
+    const log = readFileSync(logFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(log.map((e) => Object.keys(e)[0])).toEqual(['start', 'start', 'end']);
+    expect(log[1].start).toEqual(checkpoint); // the second run began at the last checkpoint
+    const end = log[2].end as BackfillProgress;
+    expect(end.rowsDone).toBe(20_000);
+    // At most the one batch that committed after the last checkpoint write is read again,
+    // and ON CONFLICT DO NOTHING inserts none of it twice.
+    expect(copiedBeforeKill - checkpoint.rowsDone).toBeLessThanOrEqual(250);
+    expect(end.rowsInserted).toBe(20_000 - copiedBeforeKill);
+    const inserted = await db.pool.query(`SELECT sum(rows)::int AS n FROM insert_log`);
+    expect(inserted.rows[0].n).toBe(20_000);
+    expect(await mappingDifferences(db.pool)).toBe(0);
+    await db.pool.query(`DROP TRIGGER count_inserts ON accounts_v2`);
+  });
+});
+
+describe('throttle, pause and cancellation', () => {
+  it('a throttle change while running takes effect; pause holds; resume finishes', async () => {
+    await createAccounts(db.pool, 3_000);
+    await backfillUndo({ change });
+    const client = await connect();
+    const seen: BackfillProgress[] = [];
+    let control: { batchSize?: number; paused?: boolean } = { batchSize: 100 };
+    const run = runBackfill(client, change, {
+      ghostGuard: 'sweep',
+      throttle: { sleepMs: 10 },
+      controlPollMs: 0,
+      getControl: async () => control,
+      onProgress: (p) => {
+        seen.push(p);
+      },
+    });
+    await waitFor(async () => seen.length >= 3, 'three batches');
+    control = { batchSize: 37 };
+    await waitFor(async () => seen.filter((p) => p.batchSize === 37).length >= 3, '37-row batches');
+    const steps = seen.slice(1).map((p, i) => p.rowsDone - seen[i]!.rowsDone);
+    expect(steps.slice(0, 2)).toEqual([100, 100]);
+    expect(steps.slice(-2)).toEqual([37, 37]);
+
+    control = { batchSize: 37, paused: true };
+    await waitFor(async () => seen.at(-1)?.state === 'paused', 'pause');
+    const held = seen.at(-1)!.rowsDone;
+    await new Promise((r) => setTimeout(r, 700));
+    expect(seen.at(-1)!.rowsDone).toBe(held);
+    expect(seen.at(-1)!.state).toBe('paused');
+    control = { batchSize: 1_000, paused: false };
+    const result = await run;
+    expect(result.progress.state).toBe('done');
+    expect(result.progress.rowsDone).toBe(3_000);
+    expect(await mappingDifferences(db.pool)).toBe(0);
+    await client.end();
+  });
+
+  it('adaptive mode halves the batch when batches are slower than the target', async () => {
+    await createAccounts(db.pool, 4_000);
+    const client = await connect();
+    const sizes: number[] = [];
+    const result = await runBackfill(client, change, {
+      throttle: {
+        batchSize: 1_000,
+        adaptive: true,
+        targetBatchMs: 1,
+        minBatchSize: 50,
+        maxSleepMs: 20,
+      },
+      onProgress: (p) => {
+        sizes.push(p.batchSize);
+      },
+    });
+    await client.end();
+    expect(result.progress.rowsDone).toBe(4_000);
+    // A 1 ms target is never met: the batch shrinks to the floor and the sleep grows.
+    expect(sizes).toContain(500);
+    expect(sizes).toContain(50);
+    expect(result.progress.sleepMs).toBeGreaterThan(0);
+    expect(await mappingDifferences(db.pool)).toBe(0);
+  });
+
+  it('the activity heartbeats its checkpoint, obeys the control row, cancels and resumes', async () => {
+    await createAccounts(db.pool, 5_000);
+    await backfillValidate({ change });
+    await backfillControl({ connection: 'bftest', plan: change.name, batchSize: 200, sleepMs: 20 });
+    const beats: BackfillProgress[] = [];
+    const env1 = new MockActivityEnvironment();
+    env1.on('heartbeat', (d: BackfillProgress) => {
+      beats.push(d);
+      if (d.rowsDone >= 1_000) env1.cancel();
+    });
+    await expect(env1.run(backfillRun, { change })).rejects.toThrow(/cancel/i);
+    const last = beats.at(-1)!;
+    expect(last.state).toBe('cancelled');
+    expect(last.batchSize).toBe(200);
+    expect(last.lastKey).not.toBeNull();
+    expect(last.rowsDone).toBeGreaterThanOrEqual(1_000);
+    expect(last.rowsDone).toBeLessThan(5_000);
+
+    await backfillControl({
+      connection: 'bftest',
+      plan: change.name,
+      batchSize: 2_000,
+      sleepMs: 0,
+    });
+    const env2 = new MockActivityEnvironment({ heartbeatDetails: last });
+    const beats2: BackfillProgress[] = [];
+    env2.on('heartbeat', (d: BackfillProgress) => beats2.push(d));
+    const done = (await env2.run(backfillRun, { change })) as BackfillProgress;
+    expect(done.state).toBe('done');
+    expect(done.rowsDone).toBe(5_000);
+    expect(done.rowsInserted).toBe(5_000 - last.rowsDone); // nothing before the checkpoint again
+    expect(beats2[0]!.rowsDone).toBe(last.rowsDone + 2_000);
+    expect(done.estimatedTotal).toBe(5_000);
+    expect(done.etaSeconds).toBe(0);
+    expect(await mappingDifferences(db.pool)).toBe(0);
+    await backfillUndo({ change });
+    await backfillUndo({ change });
+  });
+
+  it('parallel key ranges cover the table exactly once', async () => {
+    await createAccounts(db.pool, 6_000);
+    await db.pool.query(`UPDATE accounts SET tenant = id % 50; ANALYZE accounts`);
+    const ranges = await backfillSplitRanges({ change, parts: 4 });
+    expect(ranges.length).toBe(4);
+    expect(ranges[0]!.range.after).toBeNull();
+    expect(ranges.at(-1)!.range.upTo).toBeNull();
+    const results = await Promise.all(
+      ranges.map(async ({ range }) => {
+        const c = await connect();
+        try {
+          return await runBackfill(c, change, { range, throttle: { batchSize: 500 } });
+        } finally {
+          await c.end();
+        }
+      }),
+    );
+    expect(results.reduce((n, r) => n + r.progress.rowsDone, 0)).toBe(6_000);
+    expect(results.reduce((n, r) => n + r.progress.rowsInserted, 0)).toBe(6_000);
+    expect(await mappingDifferences(db.pool)).toBe(0);
+  });
+});
