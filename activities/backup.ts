@@ -7,7 +7,7 @@
  *   <id>.dump            pg_dump -Fc output
  *   <id>.manifest.json   BackupManifest (no credentials)
  */
-import { Context } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -160,6 +160,12 @@ export async function backupRun(
   } catch (err) {
     dump.kill();
     await storage.delete(dumpKey).catch(() => {});
+    // Temporal expects a cancelled activity to end with CancelledFailure, not a dump error.
+    if (cancelled.reason !== undefined) {
+      throw new CancelledFailure(
+        `backup cancelled (${cancelled.reason}); the partial dump was removed`,
+      );
+    }
     throw err instanceof UserError
       ? err
       : new BackupError(`backup of ${tables.join(', ')} failed: ${(err as Error).message}`);
@@ -533,14 +539,23 @@ function activityHeartbeat(): (details: unknown) => void {
   };
 }
 
-function onActivityCancel(fn: () => void): { dispose(): void } {
+/** Runs `fn` when the surrounding activity is cancelled; `reason` says whether (and why) it was. */
+function onActivityCancel(fn: () => void): {
+  dispose(): void;
+  readonly reason: string | undefined;
+} {
   let signal: AbortSignal;
   try {
     signal = Context.current().cancellationSignal;
   } catch {
-    return { dispose() {} };
+    return { dispose() {}, reason: undefined };
   }
   if (signal.aborted) fn();
   signal.addEventListener('abort', fn, { once: true });
-  return { dispose: () => signal.removeEventListener('abort', fn) };
+  return {
+    dispose: () => signal.removeEventListener('abort', fn),
+    get reason() {
+      return signal.aborted ? String(signal.reason ?? 'cancelled') : undefined;
+    },
+  };
 }

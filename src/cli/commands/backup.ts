@@ -47,8 +47,8 @@ export function register(program: Command): void {
   const backup = program
     .command('backup')
     .description(
-      'Back up tables with pg_dump (custom format), streamed to a local directory or S3, and\n' +
-        'restore them. Every backup has a manifest (tables, database, size, sha256, server and\n' +
+      'Back up tables with pg_dump (custom format), streamed to a local directory or S3, and ' +
+        'restore them. Every backup has a manifest (tables, database, size, sha256, server and ' +
         'pg_dump versions); restore verifies the sha256 before pg_restore touches anything.',
     )
     .addHelpText('after', `\n${BACKUP_STORAGE_ENV_HELP}\n`);
@@ -68,7 +68,6 @@ export function register(program: Command): void {
     .option(
       '-c, --connection <name>',
       'named connection to dump from (default: DATABASE_URL; other names: CUTOVER_DB_<NAME>_URL)',
-      'default',
     )
     .option('--json', 'print the result as JSON')
     .addHelpText(
@@ -80,33 +79,36 @@ Examples:
   $ CUTOVER_BACKUP_TARGET=s3://my-bucket/pg cutover backup create -t users --json
 
 The password in the connection URL reaches pg_dump through PGPASSWORD, never its command line.
+
 ${BACKUP_STORAGE_ENV_HELP}
 `,
     )
     .action(
-      action(async (o: { table: string[]; label?: string; connection: string; json?: boolean }) => {
-        const storage = storageFromEnv();
-        const interactive = process.stderr.isTTY && !o.json;
-        let lastReport = 0;
-        const summary = await backupRun(
-          { connection: o.connection, tables: o.table, label: o.label },
-          {
-            storage,
-            onProgress: (bytes) => {
-              if (!interactive || Date.now() - lastReport < 500) return;
-              lastReport = Date.now();
-              process.stderr.write(`\rdumping… ${formatBytes(bytes)}   `);
+      action(
+        async (o: { table: string[]; label?: string; connection?: string; json?: boolean }) => {
+          const storage = storageFromEnv();
+          const interactive = process.stderr.isTTY && !o.json;
+          let lastReport = 0;
+          const summary = await backupRun(
+            { connection: o.connection ?? 'default', tables: o.table, label: o.label },
+            {
+              storage,
+              onProgress: (bytes) => {
+                if (!interactive || Date.now() - lastReport < 500) return;
+                lastReport = Date.now();
+                process.stderr.write(`\rdumping… ${formatBytes(bytes)}   `);
+              },
             },
-          },
-        );
-        if (interactive) process.stderr.write('\r\x1b[K');
-        if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-        else
-          process.stdout.write(
-            `backup ${summary.id}: ${summary.tables.join(', ')}, ${formatBytes(summary.size)}, ` +
-              `sha256 ${summary.sha256}\nstored in ${summary.storage}\n`,
           );
-      }),
+          if (interactive) process.stderr.write('\r\x1b[K');
+          if (o.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+          else
+            process.stdout.write(
+              `backup ${summary.id}: ${summary.tables.join(', ')}, ${formatBytes(summary.size)}, ` +
+                `sha256 ${summary.sha256}\nstored in ${summary.storage}\n`,
+            );
+        },
+      ),
     );
 
   backup
@@ -136,8 +138,8 @@ Examples:
   backup
     .command('restore')
     .description(
-      'restore a backup into a database with pg_restore, in one transaction, after checking\n' +
-        "the dump's sha256 against its manifest; refuses to replace existing tables without --force",
+      'restore a backup with pg_restore in one transaction, after checking its sha256; ' +
+        'refuses to replace existing tables without --force',
     )
     .argument('<id>', 'backup id, as shown by `cutover backup list`')
     .option('--target-url <url>', 'database to restore into (default: DATABASE_URL)')
@@ -163,6 +165,7 @@ Examples:
 Without --force, a restore stops before changing anything if any backed-up table already exists.
 Prefer --target-connection or DATABASE_URL over --target-url when the URL holds a password:
 command lines are visible to other users of the machine.
+
 ${BACKUP_STORAGE_ENV_HELP}
 `,
     )
