@@ -276,9 +276,9 @@ function drop(
       const marked = state.deprecated.get(key);
       const allowed =
         state.isNew(key) || ctx.kind === 'down' || (marked !== undefined && marked < ctx.fileIndex);
+      requireLockTimeout(key);
       state.dropTable(key);
       if (allowed) continue;
-      requireLockTimeout(key);
       emit(
         'drop-table',
         stmtStart,
@@ -299,12 +299,12 @@ function rename(
   const table = tableKey(s.relation);
   const shown = tableDisplay(s.relation);
   const exempt = state.isNew(table) || ctx.kind === 'down';
+  requireLockTimeout(table);
   if (s.renameType === 'OBJECT_TABLE' && s.newname) {
     const to = `${s.relation?.schemaname ?? 'public'}.${s.newname}`;
     state.renameTable(table, to);
     // RENAME + CREATE VIEW old_name in the same migration is the safe form itself.
     if (exempt || ctx.viewsCreated.has(table)) return;
-    requireLockTimeout(table);
     emit(
       'rename-table',
       stmtStart,
@@ -320,7 +320,6 @@ function rename(
       state.setColumn(table, to, type);
     }
     if (exempt) return;
-    requireLockTimeout(table);
     emit(
       'rename-column',
       stmtStart,

@@ -246,6 +246,37 @@ describe('the linted set', () => {
   });
 });
 
+describe('missing-lock-timeout', () => {
+  it('fires once per file, also for drops a down script is allowed to make', async () => {
+    const r = await lintTemp(
+      { '0002_x.down.sql': 'DROP TABLE sessions;\nALTER TABLE users DROP COLUMN legacy;' },
+      { runnerSetsLockTimeout: false },
+    );
+    expect(r.findings.map((f) => `${f.rule}@${f.line}`)).toEqual(['missing-lock-timeout@1']);
+  });
+
+  it('is satisfied by SET LOCAL and undone by RESET or 0', async () => {
+    const opts = { runnerSetsLockTimeout: false };
+    const alter = 'ALTER TABLE users ADD COLUMN n text;';
+    expect(
+      rulesOf(
+        await lintTemp({ '0002_x.up.sql': `SET LOCAL lock_timeout TO 500;\n${alter}` }, opts),
+      ),
+    ).toEqual([]);
+    expect(
+      rulesOf(
+        await lintTemp(
+          { '0002_x.up.sql': `SET lock_timeout = '1s';\nRESET lock_timeout;\n${alter}` },
+          opts,
+        ),
+      ),
+    ).toEqual(['missing-lock-timeout']);
+    expect(
+      rulesOf(await lintTemp({ '0002_x.up.sql': `SET lock_timeout = 0;\n${alter}` }, opts)),
+    ).toEqual(['missing-lock-timeout']);
+  });
+});
+
 describe('suggestions', () => {
   it('a column type change proposes expand/contract steps and a cutover blue-green plan', async () => {
     const [f] = await lint('ALTER TABLE orders ALTER COLUMN id TYPE bigint;');
