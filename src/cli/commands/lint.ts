@@ -89,11 +89,13 @@ export function register(program: Command): void {
     .command('lint')
     .argument('[files...]', 'SQL files to lint (default: every *.sql in --dir)')
     .description(
-      'Check migrations for operations that lock or break a live table, with the real PostgreSQL\n' +
-        'parser: CREATE INDEX without CONCURRENTLY, constraints without NOT VALID, column type\n' +
-        'changes, renames, drops, ... Each finding says why it is dangerous and the safe form, and\n' +
-        'for type changes and renames the expand/contract steps or cutover plan that does it safely.\n' +
-        'Exit 1 when any error-level finding remains, 0 otherwise (warnings do not fail).',
+      'Check migrations for operations that lock or break a live table, with the real ' +
+        'PostgreSQL parser: CREATE INDEX without CONCURRENTLY, constraints without NOT VALID, ' +
+        'column type changes, renames, drops, ... Each finding says why it is dangerous and the ' +
+        'safe form, and for type changes and renames the expand/contract steps or cutover plan ' +
+        'that does it safely.\n\n' +
+        'Exit 1 when any error-level finding remains, 0 otherwise (warnings do not fail), 2 on ' +
+        'a usage error.',
     )
     .option(
       '-d, --dir <path>',
