@@ -25,6 +25,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
+async function postgresOsUser(): Promise<{ uid: number; gid: number }> {
+  try {
+    const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
+    const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
+    return { uid, gid };
+  } catch {
+    throw new Error(
+      'running as root needs a `postgres` OS user to own the cluster (apt-get install postgresql creates one)',
+    );
+  }
+}
+
 export interface LocalCluster {
   /** Superuser URL of the `postgres` database. */
   url: string;
@@ -49,24 +61,27 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
   const ephemeral = !opts.dataDir;
   const dataDir = opts.dataDir ?? join(await mkdtemp(join(tmpdir(), 'cutover-pg-')), 'data');
   const port = opts.port ?? (await freePort());
-  const asRoot = process.getuid?.() === 0;
-  const wrap = (cmd: string, args: string[]): [string, string[]] =>
-    asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+  // PostgreSQL refuses to run as root; as root, run it as the `postgres` OS user. The uid/gid
+  // go straight to spawn (not through runuser/su), so our signals reach postgres itself.
+  const owner = process.getuid?.() === 0 ? await postgresOsUser() : undefined;
   const parent = join(dataDir, '..');
-  if (asRoot) await run('chown', ['postgres:postgres', parent]);
+  if (owner) await run('chown', [`${owner.uid}:${owner.gid}`, parent]);
 
   if (!existsSync(join(dataDir, 'PG_VERSION'))) {
-    const [cmd, args] = wrap(postgresTool('initdb'), [
-      '-D',
-      dataDir,
-      '-U',
-      'postgres',
-      '--auth=trust',
-      '--encoding=UTF8',
-      '--locale=C.UTF-8',
-      '--no-sync',
-    ]);
-    await run(cmd, args);
+    await run(
+      postgresTool('initdb'),
+      [
+        '-D',
+        dataDir,
+        '-U',
+        'postgres',
+        '--auth=trust',
+        '--encoding=UTF8',
+        '--locale=C.UTF-8',
+        '--no-sync',
+      ],
+      { ...owner, cwd: parent },
+    );
     const settings = [
       `listen_addresses = '127.0.0.1'`,
       `port = ${port}`,
@@ -79,8 +94,11 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     await writeFile(join(dataDir, 'postgresql.auto.conf'), settings.join('\n') + '\n');
   }
 
-  const [cmd, args] = wrap(postgresTool('postgres'), ['-D', dataDir, '-p', String(port)]);
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(postgresTool('postgres'), ['-D', dataDir, '-p', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    cwd: parent,
+    ...owner,
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
 
