@@ -37,11 +37,20 @@ export default tseslint.config(
     // so Node built-ins (clock, fs, network, randomness) are out of bounds there.
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
+      '@typescript-eslint/no-restricted-imports': [
         'error',
         {
-          paths: nodeBuiltins.flatMap((m) => [m, `node:${m}`]),
-          patterns: ['../activities/*/**', '../src/**', 'pg'],
+          paths: nodeBuiltins
+            .flatMap((m) => [m, `node:${m}`])
+            .map((name) => ({ name, message: 'no I/O in workflow code' })),
+          // Types from the library and activities are fine (erased); their runtime code is not.
+          patterns: [
+            {
+              group: ['../src/*', '../activities/*', 'pg'],
+              allowTypeImports: true,
+              message: 'workflow code may import only types from here',
+            },
+          ],
         },
       ],
     },

@@ -1,0 +1,31 @@
+import { fileURLToPath } from 'node:url';
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import * as activities from '../../activities/registry';
+import { TASK_QUEUE } from '../../workflows/definitions';
+
+export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+
+/**
+ * A worker running every cutover workflow and activity. Database connections come from this
+ * process's environment (DATABASE_URL, CUTOVER_DB_<NAME>_URL), never from workflow inputs.
+ */
+export async function createWorker(
+  connection: NativeConnection,
+  namespace: string,
+  overrides: Partial<WorkerOptions> = {},
+): Promise<Worker> {
+  return Worker.create({
+    connection,
+    namespace,
+    taskQueue: TASK_QUEUE,
+    workflowsPath,
+    activities,
+    // A bug or nondeterminism in workflow code fails the run visibly instead of leaving it
+    // stuck in Running with a retrying workflow task.
+    workflowFailureErrorTypes: { '*': ['Error'] },
+    // Cancellation (abort) reaches an activity only with a heartbeat response; heartbeats are
+    // throttled to this interval, so it bounds how long an aborted backfill keeps copying.
+    maxHeartbeatThrottleInterval: '2 seconds',
+    ...overrides,
+  });
+}

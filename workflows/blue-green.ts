@@ -1,0 +1,448 @@
+/**
+ * The blue-green table change as a runbook: walk the plan's stages step by step, record each
+ * completed step's undo, and on abort, failure or a breached check run the undos in reverse,
+ * out of reach of cancellation. All I/O is in activities; this file only decides what happens
+ * next, so it replays deterministically.
+ */
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  allHandlersFinished,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type * as activities from '../activities/registry';
+import type { CheckConfig } from '../src/monitor/checks';
+import type { RouterConfig } from '../src/router/config';
+import type { ResolvedPlan } from '../src/plan/resolved';
+import type { ResolvedStep } from '../src/plan/stages';
+import {
+  abortSignal,
+  approveSignal,
+  approveUpdate,
+  pauseSignal,
+  resumeSignal,
+  stageSearchAttribute,
+  statusQuery,
+  throttleProblems,
+  throttleSignal,
+  throttleUpdate,
+  type AbortRequest,
+  type ApproveRequest,
+  type CheckSummary,
+  type RunStatus,
+  type ThrottleRequest,
+} from './definitions';
+
+export interface RunSettings {
+  /** Gates approved without a human: a list of gate names, or 'all' (demos, staging). */
+  autoApprove: string[] | 'all';
+  /** Seconds between checks inside a monitoring window. */
+  checkIntervalSeconds: number;
+  /** Checks run during every monitoring window, besides the step's own. */
+  monitorChecks: CheckConfig[];
+  /** What a failed check does: roll back at once, or pause for a human. */
+  onBreach: 'rollback' | 'pause';
+  /** After 100% and before cleanup, reverse sync stays on this long so a late problem can still roll back. */
+  rollbackWindowSeconds: number;
+  router?: RouterConfig;
+  keepShadowOnAbort: boolean;
+}
+
+export const defaultRunSettings: RunSettings = {
+  autoApprove: [],
+  checkIntervalSeconds: 30,
+  monitorChecks: [],
+  onBreach: 'rollback',
+  rollbackWindowSeconds: 86_400,
+  keepShadowOnAbort: false,
+};
+
+export interface BlueGreenInput {
+  plan: ResolvedPlan;
+  settings?: Partial<RunSettings>;
+}
+
+export interface BlueGreenResult {
+  outcome: 'completed' | 'rolled-back';
+  reason?: string;
+  stepsDone: string[];
+  undone: string[];
+}
+
+const short = proxyActivities<typeof activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10 },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
+/** Backfill, verification, index builds and backups: hours long, resumed from heartbeats. */
+const long = proxyActivities<typeof activities>({
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2s', maximumInterval: '1 minute', maximumAttempts: 20 },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
+/** Checks and undos: a check must answer quickly, an undo must keep trying. */
+const checks = proxyActivities<typeof activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 3 },
+});
+const undoing = proxyActivities<typeof activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  // No attempt limit: an undo that gives up would leave the database half rolled back.
+  retry: { initialInterval: '1s', maximumInterval: '1 minute' },
+});
+
+class RollbackRequested extends Error {
+  override name = 'RollbackRequested';
+}
+
+interface Undo {
+  step: string;
+  run: () => Promise<unknown>;
+}
+
+export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult> {
+  const plan = input.plan;
+  const settings: RunSettings = { ...defaultRunSettings, ...input.settings };
+  const change = plan.change;
+  const connection = change.connection;
+  const allSteps = plan.stages.flatMap((s) => s.steps);
+
+  const status: RunStatus = {
+    plan: change.name,
+    table: `${change.source.schema}.${change.source.table}`,
+    state: 'running',
+    stepsDone: [],
+    stepsTotal: allSteps.length,
+    routePercent: 0,
+    waitingGates: [],
+    paused: false,
+    throttle: {},
+    lastChecks: [],
+    undone: [],
+  };
+  const undos: Undo[] = [];
+  const approved = new Set<string>();
+  let abort: AbortRequest | undefined;
+  const useSearchAttributes =
+    workflowInfo().typedSearchAttributes.get(stageSearchAttribute) !== undefined;
+
+  // --- messages -------------------------------------------------------------------------
+  const pickGate = (req: ApproveRequest): string => {
+    if (req.gate) return req.gate;
+    if (status.waitingGates.length === 1) return status.waitingGates[0]!;
+    throw new Error(
+      status.waitingGates.length
+        ? `several gates are waiting (${status.waitingGates.join(', ')}): name one`
+        : 'no gate is waiting',
+    );
+  };
+  setHandler(approveSignal, (req) => {
+    try {
+      const gate = pickGate(req);
+      if (status.waitingGates.includes(gate)) approved.add(gate);
+      else log.warn('approve signal for a gate that is not waiting: ignored', { gate });
+    } catch (err) {
+      log.warn(`approve signal ignored: ${(err as Error).message}`);
+    }
+  });
+  setHandler(
+    approveUpdate,
+    (req) => {
+      const gate = pickGate(req);
+      approved.add(gate);
+      return gate;
+    },
+    {
+      validator: (req) => {
+        const gate = pickGate(req);
+        if (!status.waitingGates.includes(gate)) {
+          throw new Error(
+            `gate "${gate}" is not waiting${status.waitingGates.length ? ` (waiting: ${status.waitingGates.join(', ')})` : ' (no gate is waiting now)'}`,
+          );
+        }
+      },
+    },
+  );
+  setHandler(abortSignal, (req) => {
+    abort ??= { reason: req.reason || 'aborted by operator', keepShadow: req.keepShadow };
+  });
+  const sendControl = async (settingsChange: Partial<ThrottleRequest & { paused: boolean }>) => {
+    // The backfill reads its control row between batches; set it even when no backfill runs
+    // yet, so a pause or throttle given early applies from the first batch.
+    await short.backfillControl({ connection, plan: change.name, ...settingsChange });
+  };
+  setHandler(pauseSignal, async () => {
+    status.paused = true;
+    await sendControl({ paused: true });
+  });
+  setHandler(resumeSignal, async () => {
+    status.paused = false;
+    await sendControl({ paused: false });
+  });
+  const applyThrottle = async (t: ThrottleRequest) => {
+    status.throttle = { ...status.throttle, ...t };
+    await sendControl(t);
+    return status.throttle;
+  };
+  setHandler(throttleSignal, async (t) => {
+    if (throttleProblems(t).length)
+      return log.warn('throttle signal ignored', { problems: throttleProblems(t) });
+    await applyThrottle(t);
+  });
+  setHandler(throttleUpdate, applyThrottle, {
+    validator: (t) => {
+      const problems = throttleProblems(t);
+      if (problems.length) throw new Error(problems.join('; '));
+    },
+  });
+  setHandler(statusQuery, () => status);
+
+  // --- the runbook ------------------------------------------------------------------------
+  const setStage = (stage: string) => {
+    status.stage = stage;
+    if (useSearchAttributes) upsertSearchAttributes([{ key: stageSearchAttribute, value: stage }]);
+  };
+
+  const holdWhilePaused = async () => {
+    if (!status.paused) return;
+    status.state = 'paused';
+    await condition(() => !status.paused);
+    status.state = 'running';
+  };
+
+  const gate = async (step: Extract<ResolvedStep, { kind: 'approval' }>) => {
+    const name = step.gate ?? step.id;
+    if (settings.autoApprove === 'all' || settings.autoApprove.includes(name)) return;
+    status.waitingGates.push(name);
+    status.state = 'waiting';
+    const timeoutMs = step.timeoutSeconds ? step.timeoutSeconds * 1000 : undefined;
+    const ok = timeoutMs
+      ? await condition(() => approved.has(name), timeoutMs)
+      : (await condition(() => approved.has(name)), true);
+    status.waitingGates = status.waitingGates.filter((g) => g !== name);
+    status.state = 'running';
+    if (!ok)
+      throw new RollbackRequested(
+        `approval gate "${name}" was not approved within ${step.timeoutSeconds}s`,
+      );
+  };
+
+  const runChecks = async (stepChecks: CheckConfig[]): Promise<CheckSummary[]> => {
+    const all = [...settings.monitorChecks, ...stepChecks];
+    if (!all.length) return [];
+    const results = await checks.monitorChecks(all);
+    status.lastChecks = results.map((r) => ({
+      name: r.name,
+      ok: r.ok,
+      detail: r.detail,
+      at: r.at,
+    }));
+    return status.lastChecks;
+  };
+
+  /** A timed window: checks every interval until it ends; a breach rolls back or pauses. */
+  const monitorWindow = async (seconds: number, stepChecks: CheckConfig[]) => {
+    const endsAt = Date.now() + seconds * 1000;
+    status.windowEndsAt = new Date(endsAt).toISOString();
+    try {
+      if (!settings.monitorChecks.length && !stepChecks.length) {
+        // Nothing to check: one durable timer, not one per interval, keeps the history short.
+        await sleep(seconds * 1000);
+        return;
+      }
+      for (;;) {
+        const failed = (await runChecks(stepChecks)).filter((c) => !c.ok);
+        if (failed.length) {
+          const what = failed.map((c) => `${c.name}: ${c.detail}`).join('; ');
+          if (settings.onBreach === 'rollback')
+            throw new RollbackRequested(`check failed during monitoring: ${what}`);
+          log.warn('check failed during monitoring; pausing for a human', { what });
+          status.paused = true;
+          await holdWhilePaused();
+        }
+        const left = endsAt - Date.now();
+        if (left <= 0) return;
+        await sleep(Math.min(left, settings.checkIntervalSeconds * 1000));
+      }
+    } finally {
+      status.windowEndsAt = undefined;
+    }
+  };
+
+  const backfill = async () => {
+    const parts = plan.backfill.parallelRanges ?? 1;
+    const throttle = { batchSize: plan.backfill.batchSize, sleepMs: plan.backfill.pauseMs };
+    if (parts <= 1) {
+      const progress = await long.backfillRun({ change, throttle });
+      status.rowsCopied = progress.rowsDone;
+      return;
+    }
+    const ranges = await short.backfillSplitRanges({ change, parts });
+    const results = await Promise.all(
+      ranges.map((r) => long.backfillRun({ change, range: r.range, throttle })),
+    );
+    status.rowsCopied = results.reduce((n, p) => n + p.rowsDone, 0);
+  };
+
+  const runStep = async (step: ResolvedStep): Promise<void> => {
+    switch (step.kind) {
+      case 'backup':
+        await long.backupRun({ connection, tables: [status.table], label: change.name });
+        return;
+      case 'shadow':
+        await short.shadowRun(plan);
+        undos.push({
+          step: step.id,
+          // Kept on request, so an operator can inspect what was copied.
+          run: async () =>
+            (abort?.keepShadow ?? settings.keepShadowOnAbort)
+              ? undefined
+              : undoing.shadowUndo(plan),
+        });
+        return;
+      case 'sync':
+        await short.syncRun({ change, directions: plan.readsOnly ? 'forward' : 'both' });
+        undos.push({ step: step.id, run: () => undoing.syncUndo({ change }) });
+        return;
+      case 'backfill':
+        undos.push({ step: step.id, run: () => undoing.backfillUndo({ change }) });
+        await backfill();
+        return;
+      case 'index':
+        await long.shadowBuildIndexes(plan);
+        return;
+      case 'verify':
+        await long.verify({ change, verify: plan.verify });
+        return;
+      case 'sqlcheck':
+        await short.sqlcheck({ change, checks: step.checks ?? [] });
+        return;
+      case 'approval':
+        await gate(step);
+        return;
+      case 'route': {
+        const target = { connection, migration: change.name, router: settings.router };
+        if (!undos.some((u) => u.step === 'route'))
+          undos.push({ step: 'route', run: () => undoing.routeUndo(target) });
+        await short.routeSet({ ...target, percent: step.percent });
+        status.routePercent = step.percent;
+        return;
+      }
+      case 'monitor':
+        await monitorWindow(step.seconds, (step as { checks?: CheckConfig[] }).checks ?? []);
+        return;
+      case 'hook': {
+        const hook = step as unknown as Parameters<typeof activities.hookRun>[0];
+        await short.hookRun(hook);
+        undos.push({ step: step.id, run: () => undoing.hookUndo(hook) });
+        return;
+      }
+      case 'cleanup': {
+        if (settings.rollbackWindowSeconds > 0 && status.routePercent > 0) {
+          // Reverse sync stays on: a late problem can still roll back with nothing lost.
+          status.windowEndsAt = new Date(
+            Date.now() + settings.rollbackWindowSeconds * 1000,
+          ).toISOString();
+          await sleep(settings.rollbackWindowSeconds * 1000);
+          status.windowEndsAt = undefined;
+        }
+        // The point of no return: from here on the old table is no longer kept in sync.
+        await short.cleanupRun({ plan, oldTable: step.oldTable });
+        undos.length = 0;
+        if (step.oldTable === 'drop' && step.retentionHours > 0) {
+          status.windowEndsAt = new Date(
+            Date.now() + step.retentionHours * 3_600_000,
+          ).toISOString();
+          await sleep(step.retentionHours * 3_600_000);
+          status.windowEndsAt = undefined;
+        }
+        if (step.oldTable === 'drop') await short.cleanupDropArchive({ plan });
+        return;
+      }
+    }
+  };
+
+  const runbook = async () => {
+    for (const stage of plan.stages) {
+      setStage(stage.name);
+      for (const step of stage.steps) {
+        await holdWhilePaused();
+        status.step = step.id;
+        await runStep(step);
+        status.stepsDone.push(step.id);
+      }
+    }
+  };
+
+  // --- run, and roll back on abort / failure / breach -------------------------------------
+  const scope = new CancellationScope();
+  const running = scope.run(runbook);
+  let failure: unknown;
+  let reason: string | undefined;
+  try {
+    await Promise.race([running, condition(() => abort !== undefined)]);
+    if (abort) {
+      scope.cancel();
+      await running.catch(() => {});
+      reason = `aborted: ${abort.reason}`;
+    }
+  } catch (err) {
+    if (err instanceof RollbackRequested) reason = err.message;
+    else if (abort && isCancellation(err)) reason = `aborted: ${abort.reason}`;
+    else {
+      failure = err;
+      reason = `step ${status.step} failed: ${describe(err)}`;
+    }
+  }
+
+  if (reason === undefined) {
+    setStage('done');
+    status.state = 'completed';
+    status.step = undefined;
+    await condition(allHandlersFinished);
+    return { outcome: 'completed', stepsDone: status.stepsDone, undone: [] };
+  }
+
+  status.state = 'rolling-back';
+  status.abortReason = reason;
+  setStage('rolling-back');
+  log.warn('rolling back', { reason });
+  await CancellationScope.nonCancellable(async () => {
+    for (const undo of [...undos].reverse()) {
+      await undo.run();
+      status.undone.push(undo.step);
+      if (undo.step === 'route') status.routePercent = 0;
+    }
+  });
+  setStage('rolled-back');
+  status.state = failure ? 'failed' : 'rolled-back';
+  status.step = undefined;
+  await condition(allHandlersFinished);
+  if (failure) {
+    status.error = describe(failure);
+    throw ApplicationFailure.nonRetryable(
+      `${reason}; rolled back: ${status.undone.join(', ') || 'nothing to undo'}`,
+      'StepFailed',
+    );
+  }
+  return { outcome: 'rolled-back', reason, stepsDone: status.stepsDone, undone: status.undone };
+}
+
+function describe(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  // Activity failures wrap the real error: report the innermost message.
+  while (e?.cause) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}

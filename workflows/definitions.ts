@@ -1,0 +1,114 @@
+/**
+ * Messages and visibility keys shared by the workflow, the worker and the CLI (which imports
+ * this module too), so names can never drift apart. The plain signal names also work from the
+ * `temporal` CLI, e.g.
+ *   temporal workflow signal --workflow-id cutover-widen_orders_id --name approve --input '{"gate":"shift"}'
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export interface ApproveRequest {
+  /** Gate to approve; optional when exactly one gate is waiting. */
+  gate?: string;
+  by?: string;
+}
+export interface AbortRequest {
+  reason: string;
+  /** Keep the shadow table (and its rows) for inspection instead of dropping it. */
+  keepShadow?: boolean;
+}
+export interface ThrottleRequest {
+  batchSize?: number;
+  sleepMs?: number;
+  adaptive?: boolean;
+  targetBatchMs?: number;
+}
+
+export const approveSignal = defineSignal<[ApproveRequest]>('approve');
+export const abortSignal = defineSignal<[AbortRequest]>('abort');
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+export const throttleSignal = defineSignal<[ThrottleRequest]>('throttle');
+
+/** Same as the signals, but answered: rejected at once when the gate is not waiting or the values are nonsense. */
+export const approveUpdate = defineUpdate<string, [ApproveRequest]>('approveGate');
+export const throttleUpdate = defineUpdate<ThrottleRequest, [ThrottleRequest]>('setThrottle');
+
+export type RunState =
+  'running' | 'waiting' | 'paused' | 'rolling-back' | 'rolled-back' | 'completed' | 'failed';
+
+export interface CheckSummary {
+  name: string;
+  ok: boolean;
+  detail: string;
+  at: string;
+}
+
+export interface RunStatus {
+  plan: string;
+  table: string;
+  state: RunState;
+  stage?: string;
+  step?: string;
+  stepsDone: string[];
+  stepsTotal: number;
+  routePercent: number;
+  waitingGates: string[];
+  paused: boolean;
+  throttle: ThrottleRequest;
+  lastChecks: CheckSummary[];
+  /** Set while a monitoring window or the rollback window runs. */
+  windowEndsAt?: string;
+  /** Rows copied when the backfill step finished (live progress is in its heartbeat details). */
+  rowsCopied?: number;
+  undone: string[];
+  abortReason?: string;
+  error?: string;
+}
+
+export const statusQuery = defineQuery<RunStatus>('status');
+
+/** Custom search attributes: registered by `cutover dev`; on a cluster see docs/temporal.md. */
+export const planSearchAttribute = defineSearchAttributeKey(
+  'CutoverPlan',
+  SearchAttributeType.KEYWORD,
+);
+export const tableSearchAttribute = defineSearchAttributeKey(
+  'CutoverTable',
+  SearchAttributeType.KEYWORD,
+);
+export const stageSearchAttribute = defineSearchAttributeKey(
+  'CutoverStage',
+  SearchAttributeType.KEYWORD,
+);
+
+export const TASK_QUEUE = 'cutover';
+
+/** One workflow per plan name: a second start of the same plan is refused while one is open. */
+export function workflowIdFor(planName: string): string {
+  return `cutover-${planName}`;
+}
+
+export const THROTTLE_LIMITS = {
+  batchSize: { min: 1, max: 1_000_000 },
+  sleepMs: { min: 0, max: 600_000 },
+  targetBatchMs: { min: 1, max: 600_000 },
+} as const;
+
+/** Shared by the update validator and the CLI, so a bad value is refused before it is sent. */
+export function throttleProblems(t: ThrottleRequest): string[] {
+  const problems: string[] = [];
+  const keys = Object.keys(t).filter((k) => (t as Record<string, unknown>)[k] !== undefined);
+  if (keys.length === 0)
+    problems.push('give at least one of batchSize, sleepMs, adaptive, targetBatchMs');
+  for (const key of ['batchSize', 'sleepMs', 'targetBatchMs'] as const) {
+    const v = t[key];
+    if (v === undefined) continue;
+    const { min, max } = THROTTLE_LIMITS[key];
+    if (!Number.isInteger(v) || v < min || v > max)
+      problems.push(`${key} must be a whole number from ${min} to ${max}, got ${v}`);
+  }
+  if (t.adaptive !== undefined && typeof t.adaptive !== 'boolean')
+    problems.push('adaptive must be true or false');
+  return problems;
+}
