@@ -32,7 +32,7 @@ export function expressionProblem(expr: string): string | null {
   if (expr.trim().length === 0) return 'must be a non-empty string';
   let tree;
   try {
-    tree = parse(`SELECT (${expr}\n)`);
+    tree = parse(`SELECT (${expr})`);
   } catch (err) {
     return `not a valid SQL expression (${syntaxMessage(err)})`;
   }
@@ -60,7 +60,7 @@ export function referencedColumns(expr: string): Set<string> {
     }
     Object.values(obj).forEach(walk);
   };
-  walk(parse(`SELECT (${expr}\n)`).stmts);
+  walk(parse(`SELECT (${expr})`).stmts);
   return found;
 }
 

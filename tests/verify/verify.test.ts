@@ -249,7 +249,7 @@ describe('exact verification', () => {
       await load.catch(() => {});
       writer.release();
       await client.query(
-        `DROP TRIGGER test_sync ON orders; DROP FUNCTION test_sync(); DELETE FROM orders WHERE id > 3000`,
+        `DROP TRIGGER test_sync ON orders; DROP FUNCTION test_sync(); DELETE FROM orders WHERE id > 3000; DELETE FROM orders_v2 WHERE id > 3000`,
       );
     }
   });
@@ -275,5 +275,32 @@ describe('sql checks', () => {
       ]),
     ).rejects.toThrow();
     expect((await client.query('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBe(3000);
+  });
+});
+
+describe('inside an activity', () => {
+  it('heartbeats its checkpoint and resumes from the last one', async () => {
+    const { MockActivityEnvironment } = await import('@temporalio/testing');
+    const env = new MockActivityEnvironment();
+    const beats: Array<{ after: string[] | null; chunks: number }> = [];
+    env.on('heartbeat', (d: { after: string[] | null; chunks: number }) =>
+      beats.push(JSON.parse(JSON.stringify(d))),
+    );
+    const full = await env.run(verify, { change: orders, verify: { chunkSize: 1000 } });
+    expect(full).toMatchObject({ ok: true, chunks: 4, sourceRows: 3000 });
+    expect(beats.map((b) => b.after)).toEqual([['1000'], ['2000'], ['3000'], null]);
+
+    // A retried attempt starts after the checkpoint its predecessor heartbeated.
+    const retry = new MockActivityEnvironment({
+      heartbeatDetails: {
+        after: ['2000'],
+        chunks: 2,
+        sourceRows: 2000,
+        targetRows: 2000,
+        mismatches: [],
+      },
+    });
+    const resumed = await retry.run(verify, { change: orders, verify: { chunkSize: 1000 } });
+    expect(resumed).toMatchObject({ ok: true, chunks: 4, sourceRows: 3000, targetRows: 3000 });
   });
 });
