@@ -1,6 +1,6 @@
 /**
  * The plan file schema (YAML → zod). A plan describes ONE blue-green table change. Field by field,
- * with defaults (docs/plans.md and plans/*.yaml show complete examples):
+ * with defaults (plans/*.yaml are complete, tested examples):
  *
  *   name: widen_orders_id            # safe identifier; names triggers, functions, routes, workflows
  *   connection: default              # named connection (env), never a URL

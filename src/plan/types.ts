@@ -34,8 +34,15 @@ export interface ResolvedChange {
    */
   sourceKey: string[];
   targetKey: string[];
-  /** old → new: one entry per target column. */
+  /**
+   * old → new: one entry per target column that the copy writes (explicit expressions, else the
+   * same-named source column as `"col"`). Target columns filled by their default, identity or
+   * generation expression are left out; verification compares exactly these columns.
+   */
   up: ColumnMapping[];
-  /** new → old: one entry per source column, or undefined when the change is not reversible. */
+  /**
+   * new → old: one entry per source column written back (same rules as `up`), or undefined when
+   * the change is not reversible (the plan is then reads-only).
+   */
   down?: ColumnMapping[];
 }

@@ -178,6 +178,11 @@ describe('bad plans fail with a message and change nothing', () => {
       /mapping\.up\.total: expression must be one SQL expression, not statements/,
     ],
     [
+      'expression ending in a line comment',
+      base.replace('id: id::bigint', 'total: "total -- cents"'),
+      /mapping\.up\.total: expression not a valid SQL expression/,
+    ],
+    [
       'expression smuggling a clause',
       base.replace('id: id::bigint', 'total: "1) FROM pg_class WHERE (true"'),
       /mapping\.up\.total: expression must be a single SQL expression \(no FROM/,
