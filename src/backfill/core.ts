@@ -1,7 +1,9 @@
 /**
  * Keyset backfill: copies the source table into the target through the `up` mapping in batches
  * ordered by key (row-value comparison, never OFFSET), each batch its own short transaction,
- * `ON CONFLICT (key) DO NOTHING` so a newer row written by the sync trigger always wins.
+ * never overwriting a row: `ON CONFLICT (key) DO NOTHING` where the sync trigger has already
+ * written rows (a plain INSERT, redone with ON CONFLICT on a duplicate, elsewhere), so a newer
+ * row written by the trigger always wins.
  *
  * Ghost rows (a row deleted while its batch is copied must not survive) are closed by one of:
  *  - 'lock':  the batch reads its source rows FOR KEY SHARE, so a DELETE (or key UPDATE) waits
@@ -28,7 +30,7 @@ export type GhostGuard = 'lock' | 'sweep' | 'none';
  * Chosen by measurement (bench/run.ts, PostgreSQL 15, 2 cores, see the report in
  * docs or the commit message): filled in below once measured.
  */
-export const DEFAULT_GHOST_GUARD: GhostGuard = 'sweep';
+export const DEFAULT_GHOST_GUARD: GhostGuard = 'lock';
 
 /** Bounds on the FIRST key column, as text: rows with after < k1 <= upTo. null = unbounded. */
 export interface KeyRange {
@@ -240,63 +242,34 @@ async function retrying<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** One batch without row locks: one statement, snapshot-consistent. */
-async function copyBatchPlain(
+/**
+ * One batch: find its upper key `hi` (the n-th key after `after`, an index-only scan), then copy
+ * the key range (after, hi] in one INSERT … SELECT inside a short transaction. A bounded range,
+ * not `ORDER BY … LIMIT` inside the INSERT, for two reasons: the copy is a plain index range
+ * scan with no sort or materialisation (measured: that is what keeps pace with a single
+ * statement), and with FOR KEY SHARE a row re-checked after a concurrent key change is
+ * re-tested against the range, so it can never drag the checkpoint past unread keys.
+ */
+async function copyBatch(
   client: pg.ClientBase,
   sql: BatchSql,
   after: string[] | null,
   range: KeyRange | null,
   limit: number,
-  hooks?: BackfillHooks,
-): Promise<BatchOutcome> {
-  const params: unknown[] = [];
-  const where = [
-    ...(after ? [sql.keyCompare('>', after, params)] : []),
-    ...sql.rangeFilter(range, params),
-  ];
-  params.push(limit);
-  const text = `WITH batch AS MATERIALIZED (
-      SELECT * FROM ${sql.src} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY ${sql.keyList} LIMIT $${params.length}
-    ), ins AS (
-      INSERT INTO ${sql.dst} (${sql.insertCols}) SELECT ${sql.insertExprs} FROM batch AS s
-        ON CONFLICT (${sql.conflict}) DO NOTHING RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM batch)::int AS rows, (SELECT count(*) FROM ins)::int AS inserted,
-           (SELECT ${sql.keyText} FROM batch ORDER BY ${sql.keyDesc} LIMIT 1) AS last`;
-  return inTransaction(client, 'BEGIN', async () => {
-    await client.query(sql.guardSql);
-    const r = await client.query<{ rows: number; inserted: number; last: string[] | null }>(
-      text,
-      params,
-    );
-    const row = r.rows[0]!;
-    if (row.last && hooks?.beforeCommit)
-      await hooks.beforeCommit({ lastKey: row.last, rows: row.rows });
-    return { rows: row.rows, inserted: row.inserted, lastKey: row.last };
-  });
-}
-
-/** One batch that locks its source rows FOR KEY SHARE, within (after, hi]. */
-async function copyBatchLocked(
-  client: pg.ClientBase,
-  sql: BatchSql,
-  after: string[] | null,
-  range: KeyRange | null,
-  limit: number,
+  lock: boolean,
   hooks?: BackfillHooks,
 ): Promise<BatchOutcome> {
   const p1: unknown[] = [];
   const w1 = [...(after ? [sql.keyCompare('>', after, p1)] : []), ...sql.rangeFilter(range, p1)];
   p1.push(limit);
-  const hiRes = await client.query<{ last: string[] }>(
-    `SELECT ${sql.keyText} AS last FROM (
-       SELECT ${sql.keyList} FROM ${sql.src} ${w1.length ? `WHERE ${w1.join(' AND ')}` : ''}
-        ORDER BY ${sql.keyList} LIMIT $${p1.length}) AS b
+  const bound = await client.query<{ rows: number; last: string[] | null }>(
+    `SELECT (count(*) OVER ())::int AS rows, ${sql.keyText} AS last
+       FROM (SELECT ${sql.keyList} FROM ${sql.src} ${w1.length ? `WHERE ${w1.join(' AND ')}` : ''}
+              ORDER BY ${sql.keyList} LIMIT $${p1.length}) AS b
       ORDER BY ${sql.keyDesc} LIMIT 1`,
     p1,
   );
-  const hi = hiRes.rows[0]?.last;
+  const hi = bound.rows[0]?.last;
   if (!hi) return { rows: 0, inserted: 0, lastKey: null };
   const p2: unknown[] = [];
   const w2 = [
@@ -304,21 +277,45 @@ async function copyBatchLocked(
     sql.keyCompare('<=', hi, p2),
     ...sql.rangeFilter(range, p2),
   ];
-  const text = `WITH batch AS MATERIALIZED (
-      SELECT * FROM ${sql.src} WHERE ${w2.join(' AND ')} FOR KEY SHARE
-    ), ins AS (
-      INSERT INTO ${sql.dst} (${sql.insertCols}) SELECT ${sql.insertExprs} FROM batch AS s
-        ON CONFLICT (${sql.conflict}) DO NOTHING RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM batch)::int AS rows, (SELECT count(*) FROM ins)::int AS inserted`;
-  return inTransaction(client, 'BEGIN', async () => {
-    await client.query(sql.guardSql);
-    const r = await client.query<{ rows: number; inserted: number }>(text, p2);
-    const row = r.rows[0]!;
-    if (hooks?.beforeCommit) await hooks.beforeCommit({ lastKey: hi, rows: row.rows });
-    // hi, not the max row read: rows in (after, hi] that vanished are done with too.
-    return { rows: row.rows, inserted: row.inserted, lastKey: hi };
-  });
+  const base = `INSERT INTO ${sql.dst} (${sql.insertCols})
+      SELECT ${sql.insertExprs}
+        FROM (SELECT * FROM ${sql.src} WHERE ${w2.join(' AND ')}${lock ? ' FOR KEY SHARE' : ''}) AS s`;
+  // Is any target row already in the range (written by the sync trigger)? One index probe.
+  // The target key carries the source key (same or re-typed), so the same bounds apply; if
+  // they did not, the plain INSERT below would fail on the duplicate and fall back anyway.
+  const pt: unknown[] = [];
+  const tkCols = sql.change.targetKey.map((k) => `t.${quoteIdent(k)}`).join(', ');
+  const bind = (vals: string[]) =>
+    sql.key
+      .map((k, i) => {
+        pt.push(vals[i]);
+        return `$${pt.length}::${k.type}`;
+      })
+      .join(', ');
+  const tw = [...(after ? [`(${tkCols}) > (${bind(after)})`] : []), `(${tkCols}) <= (${bind(hi)})`];
+  const probe = `SELECT EXISTS (SELECT 1 FROM ${sql.dst} AS t WHERE ${tw.join(' AND ')}) AS occupied`;
+  const attempt = (onConflict: boolean) =>
+    inTransaction(client, `BEGIN; ${sql.guardSql}`, async () => {
+      const r = await client.query(
+        onConflict ? `${base} ON CONFLICT (${sql.conflict}) DO NOTHING` : base,
+        p2,
+      );
+      if (hooks?.beforeCommit) await hooks.beforeCommit({ lastKey: hi, rows: bound.rows[0]!.rows });
+      // hi, not the last row copied: rows in (after, hi] that vanished meanwhile are done too.
+      return { rows: bound.rows[0]!.rows, inserted: r.rowCount ?? 0, lastKey: hi };
+    });
+  // ON CONFLICT DO NOTHING costs a speculative insertion per row (measured: about half the
+  // speed of a plain INSERT), so it is used only where a trigger-written row may be in the way.
+  // A plain INSERT never overwrites either: a row the trigger wrote after the probe makes it
+  // fail with a unique violation, and the batch is redone with ON CONFLICT DO NOTHING.
+  const occupied = (await client.query<{ occupied: boolean }>(probe, pt)).rows[0]!.occupied;
+  if (occupied) return attempt(true);
+  try {
+    return await attempt(false);
+  } catch (err) {
+    if ((err as { code?: string }).code !== '23505') throw err;
+    return attempt(true);
+  }
 }
 
 /** Deletes target rows in (after, upTo] whose key no longer exists in the source. */
@@ -519,9 +516,7 @@ export async function runBackfill(
     const after = lastKey;
     const limit = curBatch;
     const out = await retrying(() =>
-      ghostGuard === 'lock'
-        ? copyBatchLocked(client, sql, after, range, limit, opts.hooks)
-        : copyBatchPlain(client, sql, after, range, limit, opts.hooks),
+      copyBatch(client, sql, after, range, limit, ghostGuard === 'lock', opts.hooks),
     );
     lastBatchMs = Math.round(performance.now() - t0);
     if (!out.lastKey) break;
@@ -546,12 +541,9 @@ export async function runBackfill(
       }
     }
     await opts.onProgress?.(progress('running'));
-    if (out.rows < limit && ghostGuard !== 'lock') {
-      // A short batch was the last one: nothing beyond it when it ran (later rows arrive via
-      // the trigger). The locked variant can return fewer rows than asked mid-way, so it loops
-      // until an empty batch.
-      break;
-    }
+    // A short batch was the last one: nothing beyond it when it ran (later rows arrive via
+    // the trigger).
+    if (out.rows < limit) break;
     if (curSleep > 0) await interruptibleSleep(curSleep);
   }
 
