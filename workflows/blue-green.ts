@@ -283,7 +283,15 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
 
   const backfill = async () => {
     const parts = plan.backfill.parallelRanges ?? 1;
-    const throttle = { batchSize: plan.backfill.batchSize, sleepMs: plan.backfill.pauseMs };
+    const a = plan.backfill.adaptive;
+    const throttle = {
+      batchSize: plan.backfill.batchSize,
+      sleepMs: plan.backfill.pauseMs,
+      adaptive: a.enabled,
+      targetBatchMs: a.targetBatchMs,
+      minBatchSize: a.minBatchSize,
+      maxSleepMs: a.maxPauseMs,
+    };
     if (parts <= 1) {
       const progress = await long.backfillRun({ change, throttle });
       status.rowsCopied = progress.rowsDone;

@@ -1,16 +1,18 @@
 import { Command, CommanderError } from 'commander';
 import { setVerbose } from './run';
 import { register as registerMigrations } from './commands/migrations';
+import { register as registerRuns } from './commands/runs';
+import { register as registerWorker } from './commands/worker';
 import { register as registerLint } from './commands/lint';
 import { register as registerBackup } from './commands/backup';
 import { register as registerPlan } from './commands/plan';
 
 const program = new Command('cutover')
   .description(
-    'Durable, zero-downtime PostgreSQL migrations orchestrated by Temporal.\n\n' +
-      'Versioned SQL migrations with down scripts and a checksummed history, and blue-green\n' +
-      'table changes (shadow table, two-way sync, keyset backfill, exact verification,\n' +
-      'gradual traffic shift) run as Temporal workflows that survive crashes.',
+    'Durable, zero-downtime PostgreSQL migrations orchestrated by Temporal: versioned SQL ' +
+      'migrations with down scripts and a checksummed history, and blue-green table changes ' +
+      '(shadow table, two-way sync, keyset backfill, exact verification, gradual traffic shift) ' +
+      'that survive crashes and roll back losing nothing.',
   )
   .option('--verbose', 'print stack traces and debug detail on errors')
   .showHelpAfterError('(run with --help for usage)')
@@ -23,6 +25,8 @@ const registrations: Array<(p: Command) => void> = [
   registerLint,
   registerBackup,
   registerPlan,
+  registerRuns,
+  registerWorker,
 ];
 for (const register of registrations) register(program);
 

@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { connectionUrl } from '../../db/connect';
-import { UserError } from '../../errors';
+import { UsageError, UserError } from '../../errors';
+import { showRun } from './runs';
 import {
   createMigrationFiles,
   integrityProblems,
@@ -188,15 +189,38 @@ export function register(program: Command): void {
   withCommon(
     program
       .command('status')
-      .summary('show applied, pending, changed and missing migrations')
-      .option('--json', 'print the report as JSON'),
+      .summary('versioned migrations (no argument) or a blue-green run (plan name / workflow id)')
+      .description(
+        'Without an argument: applied, pending, changed and missing versioned migrations.\n' +
+          'With a run (plan name or workflow id): stage, step, backfill progress, route percent,\n' +
+          'last check results and waiting gates of a blue-green run.',
+      )
+      .argument('[run]', 'plan name or workflow id of a blue-green run')
+      .option('--json', 'print the report as JSON')
+      .option('--watch', 'with a run: refresh until it ends (exit 1 unless it completed)')
+      .addOption(
+        new Option('--interval <duration>', 'refresh interval with --watch')
+          .default(1000, '1s')
+          .argParser(parseDuration),
+      )
+      .addHelpText(
+        'after',
+        '\nExamples:\n  $ cutover status\n  $ cutover status widen_orders_id --watch',
+      ),
     false,
   ).action(
-    action(async (o: CommonOpts & { json?: boolean }) => {
-      const report = await status(connectionUrl(o.connection), { dir: resolve(o.dir) });
-      if (o.json) console.log(JSON.stringify(report, null, 2));
-      else printStatus(report);
-    }),
+    action(
+      async (
+        run: string | undefined,
+        o: CommonOpts & { json?: boolean; watch?: boolean; interval: number },
+      ) => {
+        if (run) return showRun(run, o);
+        if (o.watch) throw new UsageError('--watch needs a run (plan name or workflow id)');
+        const report = await status(connectionUrl(o.connection), { dir: resolve(o.dir) });
+        if (o.json) console.log(JSON.stringify(report, null, 2));
+        else printStatus(report);
+      },
+    ),
   );
 
   withCommon(

@@ -1,0 +1,275 @@
+import { Client } from '@temporalio/client';
+import { Command, Option } from 'commander';
+import { UsageError } from '../../errors';
+import { connectClient, temporalSettings } from '../../temporal/connection';
+import { loadPlanFile } from '../../plan';
+import {
+  abortRun,
+  assertNoOpenRun,
+  approve,
+  listRuns,
+  pauseRun,
+  preparePlan,
+  runReport,
+  startRun,
+  throttleRun,
+  uiUrl,
+  workflowIdOf,
+} from '../../temporal/runs';
+import type { RunSettings } from '../../../workflows/blue-green';
+import { parseDuration, parsePositiveInt } from '../options';
+import { renderReport } from '../render-status';
+import { action } from '../run';
+
+const TEMPORAL_HELP = `
+Temporal: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default"),
+TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY / TEMPORAL_TLS_CA (mTLS), TEMPORAL_API_KEY (Temporal Cloud),
+TEMPORAL_UI_URL (for printed links, default http://localhost:8233).`;
+
+async function withClient<T>(work: (client: Client, namespace: string) => Promise<T>): Promise<T> {
+  const settings = temporalSettings();
+  const connection = await connectClient(settings);
+  try {
+    return await work(
+      new Client({ connection, namespace: settings.namespace }),
+      settings.namespace,
+    );
+  } finally {
+    await connection.close();
+  }
+}
+
+/** `cutover status <run>`: the status command (registered with the migrations) delegates here. */
+export async function showRun(
+  run: string,
+  o: { watch?: boolean; json?: boolean; interval?: number },
+): Promise<void> {
+  if (o.watch) return watch(run, o.interval ?? 1000, Boolean(o.json));
+  await withClient(async (client) => {
+    const report = await runReport(client, run);
+    console.log(o.json ? JSON.stringify(report, null, 2) : renderReport(report));
+  });
+}
+
+async function watch(idOrPlan: string, intervalMs: number, json: boolean): Promise<void> {
+  await withClient(async (client) => {
+    const tty = process.stdout.isTTY && !json;
+    let lastLines = 0;
+    for (;;) {
+      const report = await runReport(client, idOrPlan);
+      const text = json ? JSON.stringify(report) : renderReport(report);
+      if (tty && lastLines) process.stdout.write(`\x1b[${lastLines}F\x1b[J`);
+      process.stdout.write(`${text}\n`);
+      lastLines = text.split('\n').length;
+      if (report.runStatus !== 'RUNNING') {
+        if (report.runStatus !== 'COMPLETED') process.exitCode = 1;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  });
+}
+
+export function register(program: Command): void {
+  program
+    .command('start')
+    .summary('start a blue-green table change from a plan file')
+    .description(
+      'Checks the plan against its database (nothing changes if it fails), then starts the\n' +
+        'workflow with id cutover-<plan name>. A second start of the same plan is refused while\n' +
+        'one is open. Prints the Web UI link.',
+    )
+    .argument('<plan>', 'plan file (YAML), see plans/')
+    .option(
+      '--auto-approve <gates>',
+      'approve these gates without a human: a comma list (e.g. shift) or "all"',
+    )
+    .addOption(
+      new Option('--rollback-window <duration>', 'keep reverse sync on after 100% before cleanup')
+        .default(86_400_000, '1d')
+        .argParser(parseDuration),
+    )
+    .addOption(
+      new Option('--check-interval <duration>', 'time between checks in monitoring windows')
+        .default(30_000, '30s')
+        .argParser(parseDuration),
+    )
+    .addOption(
+      new Option('--on-breach <action>', 'what a failed check does')
+        .choices(['rollback', 'pause'])
+        .default('rollback'),
+    )
+    .option('--keep-shadow-on-abort', 'keep the new table for inspection when the run rolls back')
+    .option('--watch', 'follow the run until it ends')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ cutover start plans/widen-orders-id.yaml\n  $ cutover start plans/split-name.yaml --auto-approve shift --rollback-window 2h --watch\n${TEMPORAL_HELP}`,
+    )
+    .action(
+      action(
+        async (
+          file: string,
+          o: {
+            autoApprove?: string;
+            rollbackWindow: number;
+            checkInterval: number;
+            onBreach: 'rollback' | 'pause';
+            keepShadowOnAbort?: boolean;
+            watch?: boolean;
+          },
+        ) => {
+          const planFile = await loadPlanFile(file);
+          await withClient((client) => assertNoOpenRun(client, planFile.name));
+          const plan = await preparePlan(file);
+          const settings: Partial<RunSettings> = {
+            autoApprove:
+              o.autoApprove === 'all'
+                ? 'all'
+                : (o.autoApprove
+                    ?.split(',')
+                    .map((g) => g.trim())
+                    .filter(Boolean) ?? []),
+            rollbackWindowSeconds: Math.round(o.rollbackWindow / 1000),
+            checkIntervalSeconds: Math.max(1, Math.round(o.checkInterval / 1000)),
+            onBreach: o.onBreach,
+            keepShadowOnAbort: Boolean(o.keepShadowOnAbort),
+          };
+          await withClient(async (client, namespace) => {
+            const handle = await startRun(client, plan, { settings, namespace });
+            console.log(
+              `started ${handle.workflowId}\n  Web UI: ${uiUrl(namespace, handle.workflowId)}\n  follow: cutover status ${plan.change.name} --watch`,
+            );
+          });
+          if (o.watch) await watch(plan.change.name, 1000, false);
+        },
+      ),
+    );
+
+  program
+    .command('approve')
+    .summary('approve a waiting gate (e.g. shift, cleanup)')
+    .argument('<run>', 'plan name or workflow id')
+    .argument('[gate]', 'gate name; optional when exactly one gate is waiting')
+    .addHelpText(
+      'after',
+      `\nRefused at once when the gate is not waiting.\nSame as: temporal workflow signal --workflow-id cutover-<plan> --name approve --input '{"gate":"shift"}'\n${TEMPORAL_HELP}`,
+    )
+    .action(
+      action(async (run: string, gate: string | undefined) => {
+        await withClient(async (client) => {
+          const approved = await approve(client, run, gate, process.env.USER);
+          console.log(`approved gate ${approved} of ${workflowIdOf(run)}`);
+        });
+      }),
+    );
+
+  program
+    .command('abort')
+    .summary('roll a run back: undo completed steps in reverse, losing no write')
+    .argument('<run>', 'plan name or workflow id')
+    .requiredOption('--reason <text>', 'why (recorded in the history and shown in status)')
+    .option('--keep-shadow', 'keep the new table for inspection instead of dropping it')
+    .addHelpText(
+      'after',
+      `\nSame as: temporal workflow signal --workflow-id cutover-<plan> --name abort --input '{"reason":"…"}'\n${TEMPORAL_HELP}`,
+    )
+    .action(
+      action(async (run: string, o: { reason: string; keepShadow?: boolean }) => {
+        await withClient(async (client) => {
+          await abortRun(client, run, o.reason, Boolean(o.keepShadow));
+          console.log(
+            `abort sent to ${workflowIdOf(run)}; follow the rollback with \`cutover status ${run} --watch\``,
+          );
+        });
+      }),
+    );
+
+  for (const [name, paused] of [
+    ['pause', true],
+    ['resume', false],
+  ] as const) {
+    program
+      .command(name)
+      .summary(
+        paused
+          ? 'pause a run (the backfill stops between batches; no new step starts)'
+          : 'resume a paused run',
+      )
+      .argument('<run>', 'plan name or workflow id')
+      .addHelpText(
+        'after',
+        `\nSame as: temporal workflow signal --workflow-id cutover-<plan> --name ${name}\n${TEMPORAL_HELP}`,
+      )
+      .action(
+        action(async (run: string) => {
+          await withClient(async (client) => {
+            await pauseRun(client, run, paused);
+            console.log(`${name} sent to ${workflowIdOf(run)}`);
+          });
+        }),
+      );
+  }
+
+  program
+    .command('throttle')
+    .summary('change the backfill speed while it runs')
+    .argument('<run>', 'plan name or workflow id')
+    .addOption(new Option('--batch-size <rows>', 'rows per batch').argParser(parsePositiveInt))
+    .addOption(
+      new Option('--sleep <duration>', 'pause between batches, e.g. 50ms').argParser(parseDuration),
+    )
+    .option('--adaptive', 'slow down automatically when batches get slow')
+    .option('--no-adaptive', 'fixed batch size and sleep')
+    .addOption(
+      new Option(
+        '--target-batch <duration>',
+        'adaptive mode: batch latency to stay under',
+      ).argParser(parseDuration),
+    )
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ cutover throttle widen_orders_id --batch-size 2000 --sleep 100ms\n  $ cutover throttle widen_orders_id --adaptive --target-batch 200ms\n${TEMPORAL_HELP}`,
+    )
+    .action(
+      action(
+        async (
+          run: string,
+          o: { batchSize?: number; sleep?: number; adaptive?: boolean; targetBatch?: number },
+        ) => {
+          const request = {
+            batchSize: o.batchSize,
+            sleepMs: o.sleep,
+            adaptive: o.adaptive,
+            targetBatchMs: o.targetBatch,
+          };
+          if (Object.values(request).every((v) => v === undefined))
+            throw new UsageError(
+              'give at least one of --batch-size, --sleep, --adaptive, --target-batch',
+            );
+          await withClient(async (client) => {
+            const now = await throttleRun(client, run, request);
+            console.log(`throttle of ${workflowIdOf(run)} is now ${JSON.stringify(now)}`);
+          });
+        },
+      ),
+    );
+
+  program
+    .command('list')
+    .summary('list blue-green runs (newest first)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', TEMPORAL_HELP)
+    .action(
+      action(async (o: { json?: boolean }) => {
+        await withClient(async (client, namespace) => {
+          const runs = await listRuns(client);
+          if (o.json) return console.log(JSON.stringify(runs, null, 2));
+          if (!runs.length) return console.log('no runs');
+          for (const r of runs)
+            console.log(
+              `${r.workflowId.padEnd(40)} ${r.status.padEnd(12)} ${r.started.toISOString()}  ${uiUrl(namespace, r.workflowId)}`,
+            );
+        });
+      }),
+    );
+}

@@ -1,0 +1,53 @@
+import type { RunReport } from '../temporal/runs';
+
+const bar = (fraction: number, width = 30) => {
+  const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
+};
+
+const duration = (seconds: number) => {
+  if (seconds < 90) return `${Math.round(seconds)}s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)}m`;
+  return `${(seconds / 3600).toFixed(1)}h`;
+};
+
+/** A human view of a run: stage, steps, live backfill progress, route, checks, gates. */
+export function renderReport(r: RunReport): string {
+  const s = r.status;
+  const lines = [`run ${r.workflowId}: ${r.runStatus.toLowerCase()}${s ? ` (${s.state})` : ''}`];
+  if (s) {
+    lines.push(`  plan       ${s.plan} on ${s.table}`);
+    lines.push(`  stage      ${s.stage ?? '-'}${s.step ? `  step ${s.step}` : ''}`);
+    lines.push(
+      `  steps      ${bar(s.stepsDone.length / Math.max(1, s.stepsTotal), 20)} ${s.stepsDone.length}/${s.stepsTotal}`,
+    );
+    lines.push(`  route      ${s.routePercent}% of traffic on the new table`);
+    if (s.waitingGates.length)
+      lines.push(
+        `  waiting    gate ${s.waitingGates.join(', ')}: approve with \`cutover approve ${s.plan}\``,
+      );
+    if (s.paused) lines.push('  paused     resume with `cutover resume ' + s.plan + '`');
+    if (s.windowEndsAt) lines.push(`  window     until ${s.windowEndsAt}`);
+    if (s.rowsCopied !== undefined) lines.push(`  copied     ${s.rowsCopied} rows`);
+    for (const c of s.lastChecks)
+      lines.push(`  check      ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
+    if (s.abortReason)
+      lines.push(`  rollback   ${s.abortReason}; undone: ${s.undone.join(', ') || 'nothing yet'}`);
+  }
+  for (const a of r.activities) {
+    const d = a.details ?? {};
+    if (typeof d.rowsDone === 'number') {
+      const total = Number(d.estimatedTotal ?? 0);
+      const pct = total > 0 ? Math.min(1, (d.rowsDone as number) / total) : 0;
+      const eta = typeof d.etaSeconds === 'number' ? `, ETA ${duration(d.etaSeconds)}` : '';
+      lines.push(
+        `  ${a.activity.padEnd(10)} ${bar(pct)} ${d.rowsDone}/${total || '?'} rows, ${d.rowsPerSecond ?? 0} rows/s${eta}${d.paused ? ' (paused)' : ''}`,
+      );
+    } else {
+      lines.push(`  running    ${a.activity}${a.attempt > 1 ? ` (attempt ${a.attempt})` : ''}`);
+    }
+  }
+  if (r.failure) lines.push(`  error      ${r.failure}`);
+  if (r.result) lines.push(`  result     ${JSON.stringify(r.result)}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,258 @@
+/**
+ * The client side of a blue-green run: start it from a plan file, send it messages, read its
+ * status. Shared by the CLI and the end-to-end tests.
+ */
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { connectionUrl, openClient } from '../db/connect';
+import { UserError } from '../errors';
+import { checkPlan, formatProblem, loadPlanFile, type ResolvedPlan } from '../plan';
+import {
+  abortSignal,
+  approveUpdate,
+  pauseSignal,
+  planSearchAttribute,
+  resumeSignal,
+  stageSearchAttribute,
+  statusQuery,
+  tableSearchAttribute,
+  TASK_QUEUE,
+  throttleProblems,
+  throttleUpdate,
+  workflowIdFor,
+  type RunStatus,
+  type ThrottleRequest,
+} from '../../workflows/definitions';
+import { blueGreen, type BlueGreenInput, type RunSettings } from '../../workflows/blue-green';
+
+export function uiUrl(namespace: string, workflowId?: string): string {
+  const base = (process.env.TEMPORAL_UI_URL || 'http://localhost:8233').replace(/\/$/, '');
+  return workflowId
+    ? `${base}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`
+    : base;
+}
+
+/** Refuses early, before the plan check, when the plan already has an open run. */
+export async function assertNoOpenRun(client: Client, planName: string): Promise<void> {
+  const workflowId = workflowIdFor(planName);
+  try {
+    const desc = await client.workflow.getHandle(workflowId).describe();
+    if (desc.status.name === 'RUNNING') {
+      throw new UserError(
+        `plan ${planName} already has an open run (workflow id ${workflowId}); see \`cutover status ${planName}\`, or abort it first`,
+      );
+    }
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
+}
+
+/** Loads and checks a plan against its database; refuses it with every problem listed. */
+export async function preparePlan(file: string): Promise<ResolvedPlan> {
+  const plan = await loadPlanFile(file);
+  const client = await openClient(connectionUrl(plan.connection), 'cutover plan check');
+  try {
+    const report = await checkPlan(plan, client, { fileName: file });
+    if (!report.ok || !report.plan) {
+      throw new UserError(
+        `plan ${file} cannot start:\n  ${report.problems.map((p) => formatProblem(report.fileName, p)).join('\n  ')}`,
+      );
+    }
+    return report.plan;
+  } finally {
+    await client.end();
+  }
+}
+
+export interface StartOptions {
+  settings?: Partial<RunSettings>;
+  namespace: string;
+}
+
+export async function startRun(
+  client: Client,
+  plan: ResolvedPlan,
+  opts: StartOptions,
+): Promise<WorkflowHandle<typeof blueGreen>> {
+  const workflowId = workflowIdFor(plan.change.name);
+  const c = plan.change;
+  const input: BlueGreenInput = { plan, settings: opts.settings };
+  const base = {
+    taskQueue: TASK_QUEUE,
+    workflowId,
+    args: [input] as [BlueGreenInput],
+    memo: {
+      plan: c.name,
+      file: plan.fileName,
+      source: `${c.source.schema}.${c.source.table}`,
+      target: `${c.target.schema}.${c.target.table}`,
+      direction: plan.readsOnly ? 'reads-only' : 'two-way',
+    },
+    staticSummary: `Blue-green change ${c.name}: ${c.source.schema}.${c.source.table} → ${c.target.schema}.${c.target.table}`,
+  };
+  try {
+    try {
+      return await client.workflow.start(blueGreen, {
+        ...base,
+        typedSearchAttributes: [
+          { key: planSearchAttribute, value: c.name },
+          { key: tableSearchAttribute, value: `${c.source.schema}.${c.source.table}` },
+          { key: stageSearchAttribute, value: 'starting' },
+        ],
+      });
+    } catch (err) {
+      // A cluster without cutover's search attributes still runs the workflow, just less visibly.
+      if (!/search attribute/i.test((err as Error).message)) throw err;
+      process.stderr.write(
+        'warning: search attributes CutoverPlan/CutoverTable/CutoverStage are not registered on this namespace; ' +
+          'starting without them (see docs/temporal.md)\n',
+      );
+      return await client.workflow.start(blueGreen, base);
+    }
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new UserError(
+        `plan ${c.name} already has an open run (workflow id ${workflowId}); see \`cutover status ${c.name}\`, or abort it first`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** Accepts a plan name or a workflow id. */
+export function workflowIdOf(idOrPlan: string): string {
+  return idOrPlan.startsWith('cutover-') ? idOrPlan : workflowIdFor(idOrPlan);
+}
+
+async function existingHandle(
+  client: Client,
+  idOrPlan: string,
+): Promise<WorkflowHandle<typeof blueGreen>> {
+  const handle = client.workflow.getHandle<typeof blueGreen>(workflowIdOf(idOrPlan));
+  try {
+    await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      throw new UserError(
+        `no cutover run "${idOrPlan}" (workflow id ${handle.workflowId}); \`cutover list\` shows the runs`,
+      );
+    }
+    throw err;
+  }
+  return handle;
+}
+
+function updateError(err: unknown): never {
+  if (err instanceof WorkflowUpdateFailedError) {
+    const cause = err.cause as Error | undefined;
+    throw new UserError(cause?.message ?? err.message);
+  }
+  throw err;
+}
+
+export async function approve(
+  client: Client,
+  idOrPlan: string,
+  gate?: string,
+  by?: string,
+): Promise<string> {
+  const handle = await existingHandle(client, idOrPlan);
+  return handle.executeUpdate(approveUpdate, { args: [{ gate, by }] }).catch(updateError);
+}
+
+export async function abortRun(
+  client: Client,
+  idOrPlan: string,
+  reason: string,
+  keepShadow = false,
+): Promise<void> {
+  const handle = await existingHandle(client, idOrPlan);
+  await handle.signal(abortSignal, { reason, keepShadow });
+}
+
+export async function pauseRun(client: Client, idOrPlan: string, paused: boolean): Promise<void> {
+  const handle = await existingHandle(client, idOrPlan);
+  await handle.signal(paused ? pauseSignal : resumeSignal);
+}
+
+export async function throttleRun(
+  client: Client,
+  idOrPlan: string,
+  t: ThrottleRequest,
+): Promise<ThrottleRequest> {
+  const problems = throttleProblems(t);
+  if (problems.length) throw new UserError(problems.join('; '), 2);
+  const handle = await existingHandle(client, idOrPlan);
+  return handle.executeUpdate(throttleUpdate, { args: [t] }).catch(updateError);
+}
+
+export interface LiveProgress {
+  activity: string;
+  attempt: number;
+  details?: Record<string, unknown>;
+}
+
+export interface RunReport {
+  workflowId: string;
+  runStatus: string;
+  status?: RunStatus;
+  activities: LiveProgress[];
+  result?: unknown;
+  failure?: string;
+}
+
+/** The workflow's own status (query) plus live heartbeat details of running activities. */
+export async function runReport(client: Client, idOrPlan: string): Promise<RunReport> {
+  const handle = await existingHandle(client, idOrPlan);
+  const desc = await handle.describe();
+  const report: RunReport = {
+    workflowId: handle.workflowId,
+    runStatus: desc.status.name,
+    activities: [],
+  };
+  try {
+    report.status = await handle.query(statusQuery);
+  } catch (err) {
+    report.failure = `status query failed (is a worker running?): ${(err as Error).message}`;
+  }
+  for (const a of desc.raw.pendingActivities ?? []) {
+    const payload = a.heartbeatDetails?.payloads?.[0];
+    report.activities.push({
+      activity: a.activityType?.name ?? '?',
+      attempt: a.attempt ?? 1,
+      details: payload
+        ? (defaultPayloadConverter.fromPayload(payload) as Record<string, unknown>)
+        : undefined,
+    });
+  }
+  if (desc.status.name === 'COMPLETED') report.result = await handle.result();
+  if (desc.status.name === 'FAILED') {
+    report.failure = await handle.result().then(
+      () => undefined,
+      (e: Error) => (e.cause as Error | undefined)?.message ?? e.message,
+    );
+  }
+  return report;
+}
+
+export async function listRuns(
+  client: Client,
+): Promise<Array<{ workflowId: string; status: string; started: Date; plan?: string }>> {
+  const out = [];
+  for await (const w of client.workflow.list({ query: `WorkflowType = 'blueGreen'` })) {
+    out.push({
+      workflowId: w.workflowId,
+      status: w.status.name,
+      started: w.startTime,
+      plan: (w.memo as Record<string, unknown> | undefined)?.plan as string | undefined,
+    });
+    if (out.length >= 100) break;
+  }
+  return out;
+}
