@@ -15,6 +15,7 @@ import {
   type AppliedMigration,
 } from './history';
 import { splitStatements, type SqlStatement } from './sql-split';
+import { formatFindings, lintFiles } from '../lint';
 
 /** A database to run against: a connection string, or an open client the caller owns. */
 export type Db = string | pg.Client;
@@ -40,6 +41,10 @@ export interface MigrateOptions extends RunnerOptions {
   dryRun?: boolean;
   /** Apply pending migrations numbered below the newest applied one (branch merges). */
   allowOutOfOrder?: boolean;
+  /** Run migrations even when the safety lint reports error-level findings. */
+  allowUnsafe?: boolean;
+  /** Skip the safety lint entirely (tests of the runner itself). */
+  skipLint?: boolean;
 }
 
 export interface RollbackOptions extends RunnerOptions {
@@ -268,10 +273,48 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<StepResult[
       log(`database is up to date at version ${pad(report.current)}`);
       return [];
     }
+    if (!opts.skipLint) await lintPending(files, pending, applied, opts, log);
     return opts.dryRun
       ? dryRun(client, pending, log)
       : applyAll(client, pending, opts, appliedBy, log);
   });
+}
+
+/**
+ * The safety lint runs before anything is applied: error-level findings (a blocking index build,
+ * a table rewrite, …) refuse the run unless acknowledged, per statement with an ignore comment
+ * carrying a reason, or for the whole run with allowUnsafe.
+ */
+async function lintPending(
+  files: MigrationFile[],
+  pending: MigrationFile[],
+  applied: Set<number>,
+  opts: MigrateOptions,
+  log: (l: string) => void,
+): Promise<void> {
+  const scripts = (ms: MigrationFile[]) =>
+    ms.flatMap((m) => [m.up.path, ...(m.down ? [m.down.path] : [])]);
+  const result = await lintFiles(scripts(pending), {
+    context: scripts(files.filter((f) => applied.has(f.version))),
+    runnerSetsLockTimeout: (opts.lockTimeoutMs ?? defaultLockRetry.lockTimeoutMs) > 0,
+  });
+  // Syntax errors are left to the server, whose message names file and line when the script runs.
+  const findings = result.findings.filter((f) => f.rule !== 'syntax-error');
+  const errors = findings.filter((f) => f.severity === 'error').length;
+  if (!findings.length) return;
+  const report = formatFindings(findings, 'text');
+  if (errors === 0) {
+    log(report);
+    return;
+  }
+  if (opts.allowUnsafe) {
+    log(`${report}\nwarning: ${errors} unsafe operation(s) acknowledged with --allow-unsafe`);
+    return;
+  }
+  throw new UserError(
+    `refusing to migrate: the safety lint found ${errors} error(s); nothing was applied.\n${report}\n` +
+      'Fix them, acknowledge one statement with `-- cutover-lint:ignore <rule> -- <reason>`, or run with --allow-unsafe.',
+  );
 }
 
 async function applyAll(

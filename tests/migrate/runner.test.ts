@@ -306,6 +306,41 @@ describe('integrity and bad input', () => {
     );
   });
 
+  it('runs the safety lint first: unsafe migrations are refused unless acknowledged', async () => {
+    const files = {
+      '0001_t.up.sql': 'CREATE TABLE t (id int PRIMARY KEY, v int);',
+      '0001_t.down.sql': 'DROP TABLE t;',
+      '0002_idx.up.sql': 'CREATE INDEX t_v_idx ON t (v);',
+      '0002_idx.down.sql': '-- cutover:no-transaction\nDROP INDEX CONCURRENTLY t_v_idx;',
+    };
+    const dir = scratchMigrations(files);
+    try {
+      await migrate(db.url, { dir, to: 1 });
+      await expect(migrate(db.url, { dir })).rejects.toThrow(
+        /refusing to migrate: the safety lint found 1 error\(s\); nothing was applied[\s\S]*0002_idx\.up\.sql:1:1[\s\S]*CONCURRENTLY/,
+      );
+      expect(await appliedVersions()).toEqual([1]);
+      const logged: string[] = [];
+      await migrate(db.url, { dir, allowUnsafe: true, log: (l) => logged.push(l) });
+      expect(logged.join('\n')).toMatch(/1 unsafe operation\(s\) acknowledged with --allow-unsafe/);
+      expect(await appliedVersions()).toEqual([1, 2]);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+    await resetDatabase();
+    const acknowledged = scratchMigrations({
+      ...files,
+      '0002_idx.up.sql':
+        '-- cutover-lint:ignore create-index-not-concurrently -- t is empty until 0003 ships\nCREATE INDEX t_v_idx ON t (v);',
+    });
+    try {
+      await migrate(db.url, { dir: acknowledged });
+      expect(await appliedVersions()).toEqual([1, 2]);
+    } finally {
+      rmSync(acknowledged, { recursive: true });
+    }
+  });
+
   it('refuses a rollback whose down script is missing before running any down script', async () => {
     const dir = scratchMigrations();
     try {

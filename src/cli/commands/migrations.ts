@@ -115,10 +115,11 @@ export function register(program: Command): void {
         '--allow-out-of-order',
         'apply pending migrations numbered below the newest applied one',
       )
+      .option('--allow-unsafe', 'apply even when the safety lint reports errors (see cutover lint)')
       .option('--json', 'print the result as JSON on stdout')
       .addHelpText(
         'after',
-        `\nExamples:\n  $ cutover migrate\n  $ cutover migrate --to 0004 --dry-run\n  $ cutover migrate --lock-timeout 500ms --no-wait`,
+        `\nThe safety lint (cutover lint) runs first: error-level findings refuse the run.\n\nExamples:\n  $ cutover migrate\n  $ cutover migrate --to 0004 --dry-run\n  $ cutover migrate --lock-timeout 500ms --no-wait`,
       ),
   ).action(
     action(
@@ -127,6 +128,7 @@ export function register(program: Command): void {
           to?: string;
           dryRun?: boolean;
           allowOutOfOrder?: boolean;
+          allowUnsafe?: boolean;
           json?: boolean;
         },
       ) => {
@@ -135,6 +137,7 @@ export function register(program: Command): void {
           to: o.to,
           dryRun: o.dryRun,
           allowOutOfOrder: o.allowOutOfOrder,
+          allowUnsafe: o.allowUnsafe,
         });
         if (o.json)
           return console.log(
