@@ -7,6 +7,7 @@
  * may wait behind application locks.
  */
 import type { ClientBase } from 'pg';
+import { connectionUrl } from '../db/connect';
 import { parseQualifiedName, quoteIdent, quoteQualified } from '../db/ident';
 import {
   type ColumnInfo,
@@ -20,10 +21,10 @@ import {
 } from './catalog';
 import { executeTargetDdl, TargetDdlError } from './ddl';
 import { PlanError, type PlanProblem } from './load';
-import type { ResolvedPlan } from './resolved';
-import type { PlanFile, SqlCheck } from './schema';
+import type { PlanRunSettings, ResolvedPlan } from './resolved';
+import type { PlanFile, PlanMonitorCheck, SqlCheck } from './schema';
 import { referencedColumns, splitTargetDdl } from './sql';
-import { offlineProblems } from './stages';
+import { offlineProblems, withConnection } from './stages';
 import type { ColumnMapping, TableRef } from './types';
 
 export interface CheckOptions {
@@ -200,6 +201,53 @@ async function checkSqlChecks(
   }
 }
 
+/** Every monitoring check the plan file holds, with its field path. */
+function monitorChecksOf(plan: PlanFile): Array<{ check: PlanMonitorCheck; path: string }> {
+  const out = [
+    ...plan.shift.checks.map((check, i) => ({ check, path: `shift.checks[${i}]` })),
+    ...plan.run.monitor.checks.map((check, i) => ({ check, path: `run.monitor.checks[${i}]` })),
+  ];
+  (plan.stages ?? []).forEach((st, si) =>
+    st.steps.forEach((step, pi) => {
+      if (step.kind === 'monitor')
+        step.checks?.forEach((check, ci) =>
+          out.push({ check, path: `stages[${si}].steps[${pi}].checks[${ci}]` }),
+        );
+    }),
+  );
+  return out;
+}
+
+/**
+ * SQL monitoring checks on the plan's own connection compile here, where the new table exists
+ * (EXPLAIN, so nothing runs); on another named connection it is only cheap to check that the
+ * connection is configured (from this process's environment: workers need the same variable).
+ */
+async function checkMonitorChecks(
+  client: ClientBase,
+  plan: PlanFile,
+  problems: PlanProblem[],
+): Promise<void> {
+  for (const { check, path } of monitorChecksOf(plan)) {
+    if (check.kind !== 'sql') continue;
+    const connection = check.connection ?? plan.connection;
+    if (connection !== plan.connection) {
+      try {
+        connectionUrl(connection);
+      } catch (err) {
+        problems.push({ path: `${path}.connection`, message: (err as Error).message });
+      }
+      continue;
+    }
+    const err = await probe(client, `EXPLAIN (COSTS OFF) ${check.query}`);
+    if (err)
+      problems.push({
+        path: `${path}.query`,
+        message: `does not compile: ${err}: fix the query (it must return one row with one number)`,
+      });
+  }
+}
+
 /**
  * Validates `plan` against the database reachable through `client` and resolves it. Read-only:
  * everything runs in a transaction that is rolled back. Never throws for plan problems (they are
@@ -309,19 +357,19 @@ export async function checkPlan(
             problems,
           );
 
-    const checks: Array<{ check: SqlCheck; path: string }> = [
-      ...plan.verify.sqlChecks.map((check, i) => ({ check, path: `verify.sqlChecks[${i}]` })),
-      ...plan.shift.checks.map((check, i) => ({ check, path: `shift.checks[${i}]` })),
-    ];
+    const checks: Array<{ check: SqlCheck; path: string }> = plan.verify.sqlChecks.map(
+      (check, i) => ({ check, path: `verify.sqlChecks[${i}]` }),
+    );
     (plan.stages ?? []).forEach((st, si) =>
       st.steps.forEach((step, pi) => {
-        if ((step.kind === 'sqlcheck' || step.kind === 'monitor') && step.checks)
+        if (step.kind === 'sqlcheck' && step.checks)
           step.checks.forEach((check, ci) =>
             checks.push({ check, path: `stages[${si}].steps[${pi}].checks[${ci}]` }),
           );
       }),
     );
     await checkSqlChecks(client, checks, problems);
+    await checkMonitorChecks(client, plan, problems);
 
     const deferred: DeferredObject[] = await deferrableObjects(client, targetOid, key);
     if (problems.length > 0) return fail();
@@ -352,14 +400,28 @@ export async function checkPlan(
             ? { percent: s, monitorSeconds: plan.shift.monitorSeconds }
             : { percent: s.percent, monitorSeconds: s.monitorSeconds ?? plan.shift.monitorSeconds },
         ),
-        checks: plan.shift.checks,
+        checks: plan.shift.checks.map((c) => withConnection(c, plan.connection)),
       },
       stages,
+      settings: runSettings(plan),
     };
     return { ok: true, fileName, problems: [], plan: resolved };
   } finally {
     await client.query('ROLLBACK');
   }
+}
+
+/** The plan's `run:` section in the workflow's RunSettings terms. */
+export function runSettings(plan: PlanFile): PlanRunSettings {
+  const run = plan.run;
+  return {
+    checkIntervalSeconds: run.monitor.intervalSeconds,
+    onBreach: run.monitor.onBreach,
+    monitorChecks: run.monitor.checks.map((c) => withConnection(c, plan.connection)),
+    rollbackWindowSeconds: run.rollbackWindowSeconds,
+    keepShadowOnAbort: run.keepShadowOnAbort,
+    ...(run.router ? { router: run.router } : {}),
+  };
 }
 
 async function resolveKey(

@@ -40,35 +40,101 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
-/** Field names the schema accepts at `path`, for "unknown field" hints; undefined if unknown. */
-function knownFields(path: ReadonlyArray<PropertyKey>): string[] | undefined {
-  let s: unknown = planSchema;
-  const unwrap = (x: unknown): unknown => {
-    for (;;) {
-      const def = (x as { _zod?: { def?: { type?: string; innerType?: unknown; in?: unknown } } })
-        ._zod?.def;
-      if (def?.innerType) x = def.innerType;
-      else if (def?.type === 'pipe') x = def.in;
-      else return x;
-    }
-  };
-  for (const part of path) {
-    s = unwrap(s);
-    const def = (s as { _zod: { def: { type: string; element?: unknown; shape?: object } } })._zod
-      .def;
-    if (typeof part === 'number' && def.type === 'array') s = def.element;
-    else if (def.type === 'object' && def.shape && part in def.shape)
-      s = (def.shape as Record<PropertyKey, unknown>)[part];
-    else return undefined;
+type ZodDef = {
+  type: string;
+  innerType?: unknown;
+  in?: unknown;
+  out?: unknown;
+  element?: unknown;
+  shape?: Record<string, unknown>;
+  options?: unknown[];
+  discriminator?: string;
+  values?: unknown[];
+};
+const defOf = (s: unknown): ZodDef | undefined => (s as { _zod?: { def?: ZodDef } })._zod?.def;
+
+/** Strips optional/default/prefault wrappers and pipes down to the schema that validates. */
+function unwrap(s: unknown): unknown {
+  for (;;) {
+    const def = defOf(s);
+    if (def?.innerType) s = def.innerType;
+    // z.preprocess is pipe(transform, schema): the schema is the `out` side.
+    else if (def?.type === 'pipe') s = defOf(def.in)?.type === 'transform' ? def.out : def.in;
+    else return s;
   }
-  const def = (unwrap(s) as { _zod: { def: { type: string; shape?: object } } })._zod.def;
-  return def.type === 'object' && def.shape ? Object.keys(def.shape) : undefined;
 }
 
-function zodProblems(error: z.ZodError): PlanProblem[] {
+/**
+ * The option of a union that `value` means: the one its discriminator names, else the one whose
+ * fields cover most of the value's keys (e.g. a hook action given `command` but no `kind`).
+ */
+function unionOption(def: ZodDef, value: unknown): unknown {
+  const objects = (def.options ?? []).map(unwrap).filter((o) => defOf(o)?.type === 'object');
+  if (value === null || typeof value !== 'object') return undefined;
+  const v = value as Record<string, unknown>;
+  if (def.discriminator && def.discriminator in v) {
+    const hit = objects.find((o) =>
+      defOf(unwrap(defOf(o)!.shape![def.discriminator!]))?.values?.includes(v[def.discriminator!]),
+    );
+    if (hit) return hit;
+  }
+  let best: unknown;
+  let score = -1;
+  for (const o of objects) {
+    const n = Object.keys(v).filter((k) => k in defOf(o)!.shape!).length;
+    if (n > score) [best, score] = [o, n];
+  }
+  return best;
+}
+
+/** Field names the schema accepts at `path` of `data`, for "unknown field" hints. */
+function knownFields(path: ReadonlyArray<PropertyKey>, data: unknown): string[] | undefined {
+  let s: unknown = planSchema;
+  let value = data;
+  const resolve = () => {
+    s = unwrap(s);
+    if (defOf(s)?.type === 'union') s = unwrap(unionOption(defOf(s)!, value));
+  };
+  for (const part of path) {
+    resolve();
+    const def = defOf(s);
+    if (!def) return undefined;
+    if (typeof part === 'number' && def.type === 'array') s = def.element;
+    else if (def.type === 'object' && def.shape && typeof part === 'string' && part in def.shape)
+      s = def.shape[part];
+    else return undefined;
+    value = (value as Record<PropertyKey, unknown> | undefined)?.[part];
+  }
+  resolve();
+  const def = defOf(s);
+  return def?.type === 'object' && def.shape ? Object.keys(def.shape) : undefined;
+}
+
+const article = (t: string) => (/^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`);
+
+/**
+ * Plan-wide wording for zod's generic messages (schemas with their own message keep it): a field
+ * path plus "is required" or "must be a number" says what to fix.
+ */
+const planErrorMap: z.core.$ZodErrorMap = (iss) => {
+  if (iss.code === 'invalid_type') {
+    const expected = iss.expected === 'object' ? 'mapping' : String(iss.expected);
+    return iss.input === undefined
+      ? `is required (${article(expected)})`
+      : `must be ${article(expected)}`;
+  }
+  if (iss.code === 'invalid_value')
+    return `must be one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (iss.code === 'too_small' && iss.origin === 'string') return 'must not be empty';
+  if (iss.code === 'too_small' && iss.origin === 'array')
+    return `needs at least ${String(iss.minimum)} item(s)`;
+  return undefined;
+};
+
+function zodProblems(error: z.ZodError, data: unknown): PlanProblem[] {
   return error.issues.map((iss) => {
     if (iss.code === 'unrecognized_keys') {
-      const known = knownFields(iss.path);
+      const known = knownFields(iss.path, data);
       const names = iss.keys.map((k) => JSON.stringify(k)).join(', ');
       return {
         path: formatPath(iss.path),
@@ -106,8 +172,8 @@ export function parsePlan(text: string, fileName = 'plan.yaml'): PlanFile {
       },
     ]);
   }
-  const parsed = planSchema.safeParse(data);
-  if (!parsed.success) throw new PlanError(fileName, zodProblems(parsed.error));
+  const parsed = planSchema.safeParse(data, { error: planErrorMap });
+  if (!parsed.success) throw new PlanError(fileName, zodProblems(parsed.error, data));
   const { problems } = offlineProblems(parsed.data);
   if (problems.length > 0) throw new PlanError(fileName, problems);
   return parsed.data;

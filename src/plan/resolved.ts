@@ -3,10 +3,27 @@
  * credentials (the connection is a name). `change` is the data-plane contract (types.ts); the rest
  * drives the stages.
  */
+import type { RunSettings } from '../../workflows/blue-green';
 import type { DeferredObject } from './catalog';
-import type { PlanFile, SqlCheck } from './schema';
+import type { PlanFile, PlanMonitorCheck } from './schema';
 import type { ResolvedStage } from './stages';
 import type { ResolvedChange } from './types';
+
+/**
+ * The plan's `run:` section as the workflow's RunSettings (every field filled with its default
+ * except `router`, absent = the PostgreSQL route table alone). Approvals are not here: the plan's
+ * run.autoApprove is folded into each approval step's `auto`. The CLI's explicit flags override
+ * these values: `{ ...defaultRunSettings, ...plan.settings, ...flagsGiven }`.
+ */
+export type PlanRunSettings = Pick<
+  RunSettings,
+  | 'checkIntervalSeconds'
+  | 'onBreach'
+  | 'monitorChecks'
+  | 'rollbackWindowSeconds'
+  | 'keepShadowOnAbort'
+> &
+  Pick<Partial<RunSettings>, 'router'>;
 
 export interface ResolvedPlan {
   version: 1;
@@ -30,7 +47,10 @@ export interface ResolvedPlan {
   shift: {
     readsOnly: boolean;
     steps: Array<{ percent: number; monitorSeconds: number }>;
-    checks: SqlCheck[];
+    /** Monitoring checks of every default shift window (already inside the monitor steps). */
+    checks: PlanMonitorCheck[];
   };
   stages: ResolvedStage[];
+  /** Run settings from the plan's `run:` section. Optional: runs recorded before it existed. */
+  settings?: PlanRunSettings;
 }

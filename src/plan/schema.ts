@@ -16,6 +16,7 @@
  *   mapping:
  *     up:   { total: "amount_cents / 100.0" }   # target column → SQL over one source row
  *     down: { amount_cents: "(total * 100)::int" } # source column → SQL over one target row
+ *   backfill / verify / shift / stages / run: see docs/plans.md (the full reference, with defaults)
  *
  * Columns not named in a mapping map by same name when both tables have them. A target column
  * with no mapping and no same-named source column must have a default (or be generated/identity).
@@ -23,7 +24,14 @@
  * `down: {}` declares a two-way change whose reverse mapping is entirely by name.
  */
 import { z } from 'zod';
+import { commandHookSchema, httpHookSchema } from '../../activities/hook';
 import { isSafeIdent } from '../db/ident';
+import {
+  httpCheckSchema,
+  prometheusCheckSchema,
+  sqlCheckSchema as monitorSqlCheckBase,
+} from '../monitor/checks';
+import { commandRouterSchema, postgresRouterSchema, webhookRouterSchema } from '../router/config';
 import { expressionProblem, selectProblem } from './sql';
 
 const identRule =
@@ -86,12 +94,113 @@ export const sqlCheckSchema = z.strictObject({
   name: requiredString('a short description shown in reports').min(1, {
     error: 'must not be empty',
   }),
-  sql: requiredString('a SELECT returning one value').superRefine((v, ctx) => {
-    const problem = selectProblem(v);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  }),
+  sql: requiredString('a SELECT returning one value').superRefine(selectOnly),
   expect: scalar,
 });
+
+function selectOnly(v: string, ctx: z.core.$RefinementCtx<string>): void {
+  const problem = selectProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+}
+
+/**
+ * A monitoring check (src/monitor/checks.ts, run by the monitorChecks activity during a window):
+ * http | sql (query compared with a threshold) | prometheus. Same shape as the activity's
+ * checkSchema, with two plan rules on top: an sql check's query must be one SELECT, and its
+ * connection defaults to the plan's connection (filled in when the stages are resolved), not to
+ * "default".
+ */
+export const monitorCheckSchema = z.discriminatedUnion(
+  'kind',
+  [
+    httpCheckSchema,
+    monitorSqlCheckBase.extend({
+      connection: identifier('a named connection').optional(),
+      query: requiredString('a SELECT returning one number').superRefine(selectOnly),
+    }),
+    prometheusCheckSchema,
+  ],
+  {
+    error: (iss) =>
+      iss.code === 'invalid_union'
+        ? 'a check needs kind: http (a health URL), sql (a query compared with a threshold) or prometheus (a PromQL query compared with a threshold)'
+        : undefined,
+  },
+);
+
+/**
+ * One action of a hook step (activities/hook.ts): `command` (a shell line, or [program, args]
+ * run without a shell) or `url` (an HTTP call). The action's kind follows from which of the two is
+ * given, so plans need not repeat it; an explicit `kind: command | http` is accepted too.
+ */
+const oneAction =
+  'give exactly one of command (a shell command line, or [program, arguments]) or url (an http(s) URL to call)';
+
+export const hookActionSchema = z.preprocess(
+  (v, ctx) => {
+    if (v === undefined) {
+      ctx.addIssue({ code: 'custom', message: `is required: ${oneAction}` });
+      return z.NEVER;
+    }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      ctx.addIssue({ code: 'custom', message: `must be a mapping: ${oneAction}` });
+      return z.NEVER;
+    }
+    if ('kind' in v) return v;
+    const hasCommand = 'command' in v;
+    if (hasCommand === 'url' in v) {
+      ctx.addIssue({ code: 'custom', message: oneAction });
+      return z.NEVER;
+    }
+    return { kind: hasCommand ? 'command' : 'http', ...v };
+  },
+  z.discriminatedUnion('kind', [commandHookSchema, httpHookSchema], {
+    error: (iss) =>
+      iss.code === 'invalid_union'
+        ? 'kind must be command or http (or leave kind out: it follows from command or url)'
+        : undefined,
+  }),
+);
+
+const monitorSettingsSchema = z
+  .strictObject({
+    intervalSeconds: int('seconds between checks in a monitoring window', 1, 86400).default(30),
+    onBreach: z
+      .enum(['rollback', 'pause'], { error: 'must be rollback or pause' })
+      .default('rollback'),
+    checks: z.array(monitorCheckSchema).default([]),
+  })
+  .prefault({});
+
+const routerSchema = z.discriminatedUnion(
+  'kind',
+  [postgresRouterSchema, webhookRouterSchema, commandRouterSchema],
+  {
+    error: (iss) =>
+      iss.code === 'invalid_union'
+        ? 'router kind must be postgres (the route table only), webhook (also POST each change to a URL) or command (also run a shell command on each change)'
+        : undefined,
+  },
+);
+
+const gateList = z.union([z.literal('all'), z.array(requiredString('a gate name').min(1)).min(1)], {
+  error: 'must be all or a list of gate names, e.g. [shift]',
+});
+
+/** How the run behaves (workflows/blue-green.ts RunSettings); `cutover start` flags override it. */
+export const runSchema = z
+  .strictObject({
+    router: routerSchema.optional(),
+    monitor: monitorSettingsSchema,
+    rollbackWindowSeconds: int(
+      'seconds reverse sync stays on after 100% before cleanup',
+      0,
+      30 * 86400,
+    ).default(86_400),
+    keepShadowOnAbort: z.boolean({ error: 'must be true or false' }).default(false),
+    autoApprove: gateList.optional(),
+  })
+  .prefault({});
 
 const stepName = requiredString('a step name')
   .min(1)
@@ -120,6 +229,7 @@ export const stepSchema = z.discriminatedUnion(
       name: stepName.optional(),
       gate: stepName.optional(),
       timeoutSeconds: int('seconds to wait before giving up', 1, 30 * 86400).optional(),
+      auto: z.boolean({ error: 'must be true or false' }).default(false),
     }),
     z.strictObject({
       kind: z.literal('route'),
@@ -130,22 +240,14 @@ export const stepSchema = z.discriminatedUnion(
       kind: z.literal('monitor'),
       name: stepName.optional(),
       seconds: int('length of the monitoring window', 0, 7 * 86400),
-      checks: z.array(sqlCheckSchema).optional(),
+      checks: z.array(monitorCheckSchema).optional(),
     }),
-    z
-      .strictObject({
-        kind: z.literal('hook'),
-        name: stepName.optional(),
-        command: z
-          .array(z.string())
-          .min(1, { error: 'give the program and its arguments' })
-          .optional(),
-        url: z.url({ error: 'must be an http(s) URL' }).optional(),
-        timeoutSeconds: int('seconds before the hook fails', 1, 86400).default(600),
-      })
-      .refine((h) => (h.command === undefined) !== (h.url === undefined), {
-        error: 'give exactly one of command (a list: program and arguments) or url',
-      }),
+    z.strictObject({
+      kind: z.literal('hook'),
+      name: stepName.optional(),
+      run: hookActionSchema,
+      undo: hookActionSchema.optional(),
+    }),
     z.strictObject({
       kind: z.literal('cleanup'),
       name: stepName.optional(),
@@ -247,14 +349,18 @@ export const planSchema = z.strictObject({
           { error: 'percents must increase and end at 100, e.g. [10, 50, 100]' },
         ),
       monitorSeconds: int('default monitoring window after each step', 0, 7 * 86400).default(300),
-      checks: z.array(sqlCheckSchema).default([]),
+      checks: z.array(monitorCheckSchema).default([]),
     })
     .prefault({}),
   stages: z.array(stageSchema).min(1).optional(),
+  run: runSchema,
 });
 
 export type PlanFile = z.output<typeof planSchema>;
 export type PlanStep = z.output<typeof stepSchema>;
 export type PlanStage = z.output<typeof stageSchema>;
 export type SqlCheck = z.output<typeof sqlCheckSchema>;
+export type PlanMonitorCheck = z.output<typeof monitorCheckSchema>;
+export type PlanHookAction = z.output<typeof hookActionSchema>;
+export type PlanRun = z.output<typeof runSchema>;
 export type StepKind = PlanStep['kind'];

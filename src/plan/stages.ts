@@ -3,10 +3,27 @@
  * prepare → validate → approval → shift → approval → cleanup — and a plan may replace them with
  * its own `stages` (e.g. to add hooks). Every step gets a unique `id` for status and signals.
  */
-import type { PlanFile, PlanStage, PlanStep, SqlCheck } from './schema';
+import type { HookConfig } from '../../activities/hook';
+import type { PlanFile, PlanMonitorCheck, PlanStage, PlanStep, SqlCheck } from './schema';
 
-/** One step as the workflow receives it: the plan's step plus a unique id and defaults filled in. */
-export type ResolvedStep = PlanStep & { id: string };
+type PlanHookStep = Extract<PlanStep, { kind: 'hook' }>;
+
+/**
+ * A hook step as the workflow receives it: `hook` is exactly the config of the hookRun and
+ * hookUndo activities (activities/hook.ts): the plan's `run` action with its `undo` inside.
+ */
+export interface ResolvedHookStep {
+  kind: 'hook';
+  id: string;
+  name?: string;
+  hook: HookConfig;
+}
+
+/**
+ * One step as the workflow receives it: the plan's step plus a unique id and defaults filled in
+ * (approval: gate and auto; sqlcheck: its checks; monitor: every sql check's connection).
+ */
+export type ResolvedStep = (Exclude<PlanStep, PlanHookStep> & { id: string }) | ResolvedHookStep;
 
 export interface ResolvedStage {
   name: string;
@@ -38,9 +55,9 @@ export function defaultStages(plan: PlanFile): PlanStage[] {
       ],
     },
     { name: 'validate', steps: validate },
-    { name: 'approve-shift', steps: [{ kind: 'approval', gate: 'shift' }] },
+    { name: 'approve-shift', steps: [{ kind: 'approval', gate: 'shift', auto: false }] },
     { name: 'shift', steps: shift },
-    { name: 'approve-cleanup', steps: [{ kind: 'approval', gate: 'cleanup' }] },
+    { name: 'approve-cleanup', steps: [{ kind: 'approval', gate: 'cleanup', auto: false }] },
     { name: 'cleanup', steps: [{ kind: 'cleanup', oldTable: 'archive', retentionHours: 168 }] },
   ];
 }
@@ -50,16 +67,34 @@ export interface StageProblem {
   message: string;
 }
 
+/** An sql monitoring check without a connection queries the plan's own database. */
+export function withConnection(check: PlanMonitorCheck, connection: string): PlanMonitorCheck {
+  return check.kind === 'sql' && check.connection === undefined ? { ...check, connection } : check;
+}
+
+function resolveHook(step: PlanHookStep, id: string): ResolvedHookStep {
+  return {
+    kind: 'hook',
+    id,
+    ...(step.name !== undefined ? { name: step.name } : {}),
+    hook: { ...step.run, ...(step.undo ? { undo: step.undo } : {}) },
+  };
+}
+
 /**
- * Gives each step an id (`stage.name` or `stage.kind[-n]`), fills sqlcheck's default checks, and
- * checks the order rules that keep data safe: the shadow table before sync, sync before backfill
- * (so no write is missed), indexes and verification after the backfill, traffic only after
- * verification.
+ * Gives each step an id (`stage.name` or `stage.kind[-n]`), fills sqlcheck's default checks, the
+ * gates' names and `auto` (step `auto: true` or listed in run.autoApprove), and checks the order
+ * rules that keep data safe: the shadow table before sync, sync before backfill (so no write is
+ * missed), indexes and verification after the backfill, traffic only after verification.
  */
 export function resolveStages(
   plan: PlanFile,
   checks: SqlCheck[],
 ): { stages: ResolvedStage[]; problems: StageProblem[] } {
+  const autoApprove = plan.run.autoApprove;
+  const autoGate = (gate: string) =>
+    autoApprove === 'all' || (autoApprove !== undefined && autoApprove.includes(gate));
+  const gates = new Set<string>();
   const given = plan.stages ?? defaultStages(plan);
   const problems: StageProblem[] = [];
   const seenStage = new Set<string>();
@@ -84,13 +119,28 @@ export function resolveStages(
           message: `step kind "${step.kind}" appears twice: a plan runs it once`,
         });
       position++;
-      if (step.kind === 'approval')
-        return { ...step, id, gate: step.gate ?? step.name ?? stage.name };
+      if (step.kind === 'approval') {
+        const gate = step.gate ?? step.name ?? stage.name;
+        gates.add(gate);
+        return { ...step, id, gate, auto: step.auto || autoGate(gate) };
+      }
       if (step.kind === 'sqlcheck') return { ...step, id, checks: step.checks ?? checks };
+      if (step.kind === 'monitor' && step.checks)
+        return { ...step, id, checks: step.checks.map((c) => withConnection(c, plan.connection)) };
+      if (step.kind === 'hook') return resolveHook(step, id);
       return { ...step, id };
     });
     return { name: stage.name, steps };
   });
+
+  if (Array.isArray(autoApprove))
+    autoApprove.forEach((gate, i) => {
+      if (!gates.has(gate))
+        problems.push({
+          path: `run.autoApprove[${i}]`,
+          message: `no approval gate is named "${gate}" (${gates.size ? `gates: ${[...gates].join(', ')}` : 'the plan has no approval step'}): fix the name or remove it`,
+        });
+    });
 
   const at = (k: string) => firstAt.get(k);
   const mustPrecede = (before: string, after: string, why: string) => {

@@ -301,7 +301,7 @@ describe('stages', () => {
   sqlChecks: [{ name: none negative, sql: SELECT count(*) FROM orders_v2 WHERE total < 0, expect: 0 }]
 stages:
   - name: prepare
-    steps: [{kind: shadow}, {kind: sync}, {kind: backfill}, {kind: hook, name: smoke, command: [npm, test]}]
+    steps: [{kind: shadow}, {kind: sync}, {kind: backfill}, {kind: hook, name: smoke, run: {command: [npm, test]}}]
   - name: check
     steps: [{kind: verify}, {kind: sqlcheck}, {kind: approval}]
   - name: go
@@ -321,7 +321,12 @@ stages:
       'go.route',
       'go.monitor',
     ]);
-    expect(steps[3]).toMatchObject({ kind: 'hook', command: ['npm', 'test'], timeoutSeconds: 600 });
+    expect(steps[3]).toEqual({
+      kind: 'hook',
+      id: 'prepare.smoke',
+      name: 'smoke',
+      hook: { kind: 'command', command: ['npm', 'test'], timeoutMs: 600_000 },
+    });
     expect(steps[5]).toMatchObject({ kind: 'sqlcheck', checks: [{ name: 'none negative' }] });
     expect(steps[6]).toMatchObject({ kind: 'approval', gate: 'check' });
   });
