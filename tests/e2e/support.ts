@@ -260,9 +260,7 @@ export async function routePercent(db: TestDatabase, migration: string): Promise
 /** Heartbeat details, attempt and times of the plan's running backfill activity, if any. */
 export async function backfillActivity(e2e: E2E, plan: string) {
   const desc = await e2e.handle(plan).describe();
-  const a = (desc.raw.pendingActivities ?? []).find(
-    (p) => p.activityType?.name === 'backfillRun',
-  );
+  const a = (desc.raw.pendingActivities ?? []).find((p) => p.activityType?.name === 'backfillRun');
   if (!a) return undefined;
   const { defaultPayloadConverter } = await import('@temporalio/common');
   const payload = a.heartbeatDetails?.payloads?.[0];

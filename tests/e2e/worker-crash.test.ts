@@ -71,9 +71,8 @@ shift:
         const a = await backfillActivity(e2e, PLAN);
         // Far enough in that a restart from the first key could not reach it by its first heartbeats.
         if (!a?.details || a.details.rowsDone < 12_000) return undefined;
-        const { rows } = (
-          await e2e.db.pool.query(`SELECT count(*)::int AS rows FROM orders_v2`)
-        ).rows[0] as { rows: number };
+        const { rows } = (await e2e.db.pool.query(`SELECT count(*)::int AS rows FROM orders_v2`))
+          .rows[0] as { rows: number };
         return rows > 0 && rows < ROWS ? { ...a.details, rowsInTable: rows } : undefined;
       },
       90_000,
@@ -81,9 +80,8 @@ shift:
     );
     await first.kill('SIGKILL');
     const killedAt = Date.now();
-    const copiedAtKill = (
-      await e2e.db.pool.query(`SELECT count(*)::int AS rows FROM orders_v2`)
-    ).rows[0].rows as number;
+    const copiedAtKill = (await e2e.db.pool.query(`SELECT count(*)::int AS rows FROM orders_v2`))
+      .rows[0].rows as number;
     expect(copiedAtKill).toBeLessThan(ROWS);
 
     await e2e.startWorker();
