@@ -27,7 +27,7 @@ describe('cutover plan', () => {
     expect(r.stdout).toMatch(/key +\(id\)/);
     expect(r.stdout).toMatch(/two-way/);
     expect(r.stdout).toMatch(/first_name ← split_part\(name, ' ', 1\)/);
-    expect(r.stdout).toMatch(/shift +route 10% → monitor 300s/);
+    expect(r.stdout).toMatch(/shift +route 10% → monitor 600s → route 50% → monitor 1800s/);
   });
 
   it('check --json prints the workflow input', async () => {

@@ -95,7 +95,15 @@ describe('example plans', () => {
     expect(resolved.deferred).toEqual([
       expect.objectContaining({ kind: 'index', name: 'articles_author_idx' }),
     ]);
-    expect(resolved.shift.steps[0]).toEqual({ percent: 10, monitorSeconds: 600 });
+    const shift = resolved.stages.find((s) => s.name === 'shift')!.steps;
+    expect(shift.map((s) => (s.kind === 'route' ? s.percent : s.kind))).toEqual([
+      10,
+      'monitor',
+      50,
+      'monitor',
+      100,
+      'monitor',
+    ]);
   });
 
   it('split-name: name → first_name, last_name and back', async () => {
@@ -106,6 +114,11 @@ describe('example plans', () => {
     expect(resolved.change.down!.find((m) => m.column === 'name')!.expression).toContain('||');
     expect(resolved.deferred).toEqual([
       expect.objectContaining({ kind: 'unique', name: 'customers_v2_email_key' }),
+    ]);
+    expect(resolved.shift.steps).toEqual([
+      { percent: 10, monitorSeconds: 600 },
+      { percent: 50, monitorSeconds: 1800 },
+      { percent: 100, monitorSeconds: 1800 },
     ]);
   });
 
