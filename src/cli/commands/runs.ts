@@ -55,9 +55,16 @@ async function watch(idOrPlan: string, intervalMs: number, json: boolean): Promi
   await withClient(async (client) => {
     const tty = process.stdout.isTTY && !json;
     let lastLines = 0;
+    let lastText = '';
     for (;;) {
       const report = await runReport(client, idOrPlan);
       const text = json ? JSON.stringify(report) : renderReport(report);
+      // Off a terminal (logs, CI) print only what changed, not the same block every second.
+      if (!tty && text === lastText && report.runStatus === 'RUNNING') {
+        await new Promise((r) => setTimeout(r, intervalMs));
+        continue;
+      }
+      lastText = text;
       if (tty && lastLines) process.stdout.write(`\x1b[${lastLines}F\x1b[J`);
       process.stdout.write(`${text}\n`);
       lastLines = text.split('\n').length;
