@@ -470,6 +470,26 @@ describe('docs/plans.md keeps up with the schema', () => {
     expect(doc).toMatch(new RegExp('\\| `' + kind + '` +\\|'));
   });
 
+  it('the run: and hook examples in the reference are valid and compile', async () => {
+    const run = /```yaml\n(run:\n[\s\S]*?)```/.exec(doc)![1]!;
+    const hook = /```yaml\n(- kind: hook\n[\s\S]*?)```/.exec(doc)![1]!;
+    const stages = `stages:
+  - name: all
+    steps:
+      - {kind: shadow}
+      - {kind: sync}
+      - {kind: backfill}
+      - {kind: verify}
+${hook.replace(/^/gm, '      ')}
+      - {kind: approval, gate: shift}
+`;
+    const resolved = await resolvePlan(parsePlan(base + run + stages, 'docs.yaml'), client);
+    expect(resolved.settings!.monitorChecks).toHaveLength(2);
+    expect(stepsOf(resolved).find((s) => s.kind === 'hook')).toMatchObject({
+      hook: { kind: 'command', undo: { kind: 'http' } },
+    });
+  });
+
   it.each(['sql', 'http', 'prometheus'])('check kind %s is documented', (kind) => {
     expect(doc).toContain('`kind: ' + kind + '`');
   });
