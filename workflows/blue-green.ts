@@ -13,6 +13,7 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -54,6 +55,12 @@ export interface RunSettings {
   rollbackWindowSeconds: number;
   router?: RouterConfig;
   keepShadowOnAbort: boolean;
+  /**
+   * After the route goes back to 0% on rollback, wait this long before the sync triggers go, so
+   * applications that follow the route by polling (every 2 s by default) stop writing to the
+   * new table while its writes still flow back.
+   */
+  routeDrainSeconds: number;
 }
 
 export const defaultRunSettings: RunSettings = {
@@ -63,6 +70,7 @@ export const defaultRunSettings: RunSettings = {
   onBreach: 'rollback',
   rollbackWindowSeconds: 86_400,
   keepShadowOnAbort: false,
+  routeDrainSeconds: 5,
 };
 
 export interface BlueGreenInput {
@@ -114,7 +122,12 @@ interface Undo {
 
 export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult> {
   const plan = input.plan;
-  const settings: RunSettings = { ...defaultRunSettings, ...input.settings };
+  // Precedence: defaults < the plan's `run:` section < what the operator gave on the command line.
+  const settings: RunSettings = {
+    ...defaultRunSettings,
+    ...input.plan.settings,
+    ...input.settings,
+  };
   const change = plan.change;
   const connection = change.connection;
   const allSteps = plan.stages.flatMap((s) => s.steps);
@@ -212,6 +225,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   // --- the runbook ------------------------------------------------------------------------
   const setStage = (stage: string) => {
     status.stage = stage;
+    setCurrentDetails(`**${change.name}**: stage \`${stage}\``);
     if (useSearchAttributes) upsertSearchAttributes([{ key: stageSearchAttribute, value: stage }]);
   };
 
@@ -224,7 +238,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
 
   const gate = async (step: Extract<ResolvedStep, { kind: 'approval' }>) => {
     const name = step.gate ?? step.id;
-    if (settings.autoApprove === 'all' || settings.autoApprove.includes(name)) return;
+    if (step.auto || settings.autoApprove === 'all' || settings.autoApprove.includes(name)) return;
     status.waitingGates.push(name);
     status.state = 'waiting';
     const timeoutMs = step.timeoutSeconds ? step.timeoutSeconds * 1000 : undefined;
@@ -343,20 +357,24 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       case 'route': {
         const target = { connection, migration: change.name, router: settings.router };
         if (!undos.some((u) => u.step === 'route'))
-          undos.push({ step: 'route', run: () => undoing.routeUndo(target) });
+          undos.push({
+            step: 'route',
+            run: async () => {
+              await undoing.routeUndo(target);
+              await sleep(settings.routeDrainSeconds * 1000);
+            },
+          });
         await short.routeSet({ ...target, percent: step.percent });
         status.routePercent = step.percent;
         return;
       }
       case 'monitor':
-        await monitorWindow(step.seconds, (step as { checks?: CheckConfig[] }).checks ?? []);
+        await monitorWindow(step.seconds, step.checks ?? []);
         return;
-      case 'hook': {
-        const hook = step as unknown as Parameters<typeof activities.hookRun>[0];
-        await short.hookRun(hook);
-        undos.push({ step: step.id, run: () => undoing.hookUndo(hook) });
+      case 'hook':
+        await short.hookRun(step.hook);
+        undos.push({ step: step.id, run: () => undoing.hookUndo(step.hook) });
         return;
-      }
       case 'cleanup': {
         if (settings.rollbackWindowSeconds > 0 && status.routePercent > 0) {
           // Reverse sync stays on: a late problem can still roll back with nothing lost.
@@ -388,6 +406,9 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       for (const step of stage.steps) {
         await holdWhilePaused();
         status.step = step.id;
+        setCurrentDetails(
+          `**${change.name}**: stage \`${stage.name}\`, step \`${step.id}\` (${status.stepsDone.length}/${status.stepsTotal} done, route ${status.routePercent}%)`,
+        );
         await runStep(step);
         status.stepsDone.push(step.id);
       }

@@ -83,6 +83,12 @@ async function until(
   throw new Error(`timed out waiting for: ${what}`);
 }
 
+/** CUTOVER_RECORD_HISTORIES=dir writes the histories the replay test replays (tests/fixtures/histories). */
+function record(name: string, history: Parameters<typeof historyToJSON>[0]): void {
+  const dir = process.env.CUTOVER_RECORD_HISTORIES;
+  if (dir) writeFileSync(`${dir}/${name}`, historyToJSON(history));
+}
+
 /** Calls made after the abort: the undos, in the order they ran. */
 const undoCalls = () => calls.filter((c) => c.endsWith('Undo'));
 
@@ -117,8 +123,7 @@ describe('blue-green workflow on the time-skipping server, real activities, real
     expect(types.rows[0].data_type).toBe('bigint');
     // History stays small: its size depends on steps and windows, not on the 500 rows.
     expect(history.events!.length).toBeLessThan(400);
-    if (process.env.CUTOVER_RECORD_HISTORY)
-      writeFileSync(process.env.CUTOVER_RECORD_HISTORY, historyToJSON(history));
+    record('blue-green-full.json', history);
   });
 
   it('waits at each gate; approving a gate that is not waiting is refused; approve by update and by signal', async () => {
@@ -194,7 +199,9 @@ describe('blue-green workflow on the time-skipping server, real activities, real
       await db.pool.query(`UPDATE orders_v2 SET amount_cents = 7 WHERE id = 1`);
       await db.pool.query(`DELETE FROM orders_v2 WHERE id = 2`);
       await handle.signal(abortSignal, { reason: 'p99 latency' });
-      return handle.result();
+      const result = await handle.result();
+      record('blue-green-abort-at-50.json', await handle.fetchHistory());
+      return result;
     });
     expect(result.outcome).toBe('rolled-back');
     expect(result.undone).toEqual(['route', 'prepare.backfill', 'prepare.sync', 'prepare.shadow']);

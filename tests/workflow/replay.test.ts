@@ -9,10 +9,10 @@ import { installQuietRuntime, workflowBundle } from '../support/temporal';
 /**
  * Determinism guard: histories recorded from real runs (committed under tests/fixtures/histories)
  * must replay against the current workflow code. A change that breaks this needs patched().
- * Re-record with: CUTOVER_RECORD_HISTORY=$PWD/tests/fixtures/histories/blue-green-full.json \
- *   npx vitest run tests/workflow/blue-green.test.ts -t 'runs every stage'
+ * Re-record (only for a deliberate, patched() change) with:
+ *   CUTOVER_RECORD_HISTORIES=$PWD/tests/fixtures/histories npx vitest run tests/workflow/blue-green.test.ts
  */
-const histories = ['blue-green-full.json'];
+const histories = ['blue-green-full.json', 'blue-green-abort-at-50.json'];
 
 describe('replay of recorded histories', () => {
   for (const name of histories) {

@@ -124,23 +124,30 @@ export function register(program: Command): void {
             keepShadowOnAbort?: boolean;
             watch?: boolean;
           },
+          cmd: Command,
         ) => {
           const planFile = await loadPlanFile(file);
           await withClient((client) => assertNoOpenRun(client, planFile.name));
           const plan = await preparePlan(file);
-          const settings: Partial<RunSettings> = {
-            autoApprove:
+          // Only flags the operator typed override the plan's `run:` section; commander's
+          // defaults are for plans that say nothing (the workflow has the same defaults).
+          const given = (name: string) => cmd.getOptionValueSource(name) === 'cli';
+          const settings: Partial<RunSettings> = {};
+          if (o.autoApprove !== undefined) {
+            settings.autoApprove =
               o.autoApprove === 'all'
                 ? 'all'
-                : (o.autoApprove
-                    ?.split(',')
+                : o.autoApprove
+                    .split(',')
                     .map((g) => g.trim())
-                    .filter(Boolean) ?? []),
-            rollbackWindowSeconds: Math.round(o.rollbackWindow / 1000),
-            checkIntervalSeconds: Math.max(1, Math.round(o.checkInterval / 1000)),
-            onBreach: o.onBreach,
-            keepShadowOnAbort: Boolean(o.keepShadowOnAbort),
-          };
+                    .filter(Boolean);
+          }
+          if (given('rollbackWindow'))
+            settings.rollbackWindowSeconds = Math.round(o.rollbackWindow / 1000);
+          if (given('checkInterval'))
+            settings.checkIntervalSeconds = Math.max(1, Math.round(o.checkInterval / 1000));
+          if (given('onBreach')) settings.onBreach = o.onBreach;
+          if (o.keepShadowOnAbort) settings.keepShadowOnAbort = true;
           await withClient(async (client, namespace) => {
             const handle = await startRun(client, plan, { settings, namespace });
             console.log(
