@@ -16,6 +16,8 @@ import { statusQuery, type RunStatus } from '../../workflows/definitions';
 import { cliPath, runCli, type CliResult } from '../support/cli';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 
+export { routePercent, tableExists, userTriggers } from '../support/db-state';
+
 export const fixturePath = (name: string) =>
   fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
@@ -237,24 +239,6 @@ export async function tableFingerprint(
     `SELECT count(*)::int AS rows, md5(string_agg(t::text, '|' ORDER BY t.id)) AS md5 FROM ${table} t`,
   );
   return r.rows[0] as { rows: number; md5: string };
-}
-
-export async function tableExists(db: TestDatabase, name: string): Promise<boolean> {
-  const r = await db.pool.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [name]);
-  return r.rows[0].present as boolean;
-}
-
-export async function userTriggers(db: TestDatabase): Promise<number> {
-  const r = await db.pool.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE NOT tgisinternal`);
-  return r.rows[0].n as number;
-}
-
-export async function routePercent(db: TestDatabase, migration: string): Promise<number | null> {
-  if (!(await tableExists(db, 'cutover.routes'))) return null;
-  const r = await db.pool.query(`SELECT percent_new FROM cutover.routes WHERE migration = $1`, [
-    migration,
-  ]);
-  return r.rows[0] ? (r.rows[0].percent_new as number) : null;
 }
 
 /** Heartbeat details, attempt and times of the plan's running backfill activity, if any. */

@@ -23,7 +23,7 @@ import {
   recordingActivities,
   routePercent,
   seedOrders,
-  syncTriggerCount,
+  userTriggers,
   tableExists,
   widenPlan,
 } from './support';
@@ -110,7 +110,7 @@ describe('blue-green workflow on the time-skipping server, real activities, real
     expect(result.stepsDone).toEqual(plan.stages.flatMap((s) => s.steps.map((st) => st.id)));
     expect(await tableExists(db, 'public.orders_archived')).toBe(true);
     expect(await tableExists(db, 'public.orders')).toBe(false);
-    expect(await syncTriggerCount(db)).toBe(0);
+    expect(await userTriggers(db)).toBe(0);
     expect(await routePercent(db, 'widen_orders_id')).toBe(100);
     const diff = await db.pool.query(
       `SELECT count(*)::int AS n FROM ((SELECT * FROM orders_archived EXCEPT SELECT * FROM orders_v2)
@@ -175,7 +175,7 @@ describe('blue-green workflow on the time-skipping server, real activities, real
     expect(result.undone).toEqual(['prepare.backfill', 'prepare.sync', 'prepare.shadow']);
     expect(undoCalls()).toEqual(['backfillUndo', 'syncUndo', 'shadowUndo']);
     expect(await tableExists(db, 'public.orders_v2')).toBe(false);
-    expect(await syncTriggerCount(db)).toBe(0);
+    expect(await userTriggers(db)).toBe(0);
     expect((await db.pool.query(`SELECT count(*)::int AS n FROM orders`)).rows[0].n).toBe(500);
   });
 

@@ -9,6 +9,8 @@ import { parsePlan, resolvePlan, type ResolvedPlan } from '../../src/plan';
 import { workflowsPath } from '../../src/temporal/worker';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { TestDatabase } from '../support/db';
+
+export { routePercent, tableExists, userTriggers } from '../support/db-state';
 import { failFastWorkflowErrors, workflowBundle } from '../support/temporal';
 
 /** An orders table like the example app's, with `rows` rows. */
@@ -84,22 +86,4 @@ export async function createTestWorker(
     maxHeartbeatThrottleInterval: '1 second',
     ...failFastWorkflowErrors,
   });
-}
-
-export async function tableExists(db: TestDatabase, name: string): Promise<boolean> {
-  const r = await db.pool.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [name]);
-  return r.rows[0].present as boolean;
-}
-
-export async function syncTriggerCount(db: TestDatabase): Promise<number> {
-  const r = await db.pool.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE NOT tgisinternal`);
-  return r.rows[0].n as number;
-}
-
-export async function routePercent(db: TestDatabase, migration: string): Promise<number | null> {
-  if (!(await tableExists(db, 'cutover.routes'))) return null;
-  const r = await db.pool.query(`SELECT percent_new FROM cutover.routes WHERE migration = $1`, [
-    migration,
-  ]);
-  return r.rows[0] ? (r.rows[0].percent_new as number) : null;
 }
