@@ -8,7 +8,13 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { headersFromEnvSchema, headersSchema, httpUrlSchema } from '../src/router/config';
 import { currentActivity } from '../src/router/activity-context';
-import { displayUrl, httpRequest, resolveHeaders } from '../src/router/http-request';
+import {
+  displayUrl,
+  expectedStatusText,
+  httpRequest,
+  resolveHeaders,
+  statusAccepted,
+} from '../src/router/http-request';
 import { tail } from '../src/router/output-buffer';
 import { describeExit, runCommand } from '../src/router/run-command';
 
@@ -238,13 +244,7 @@ async function runHttpAction(
       message: `${label} failed: ${(err as Error).message}`,
     });
   }
-  const expected =
-    action.expectStatus === undefined
-      ? undefined
-      : Array.isArray(action.expectStatus)
-        ? action.expectStatus
-        : [action.expectStatus];
-  const ok = expected ? expected.includes(res.status) : res.status >= 200 && res.status < 300;
+  const ok = statusAccepted(res.status, action.expectStatus);
   const durationMs = Date.now() - started;
   if (ok) {
     return {
@@ -254,7 +254,7 @@ async function runHttpAction(
       durationMs,
     };
   }
-  const want = expected ? expected.join(' or ') : '2xx';
+  const want = expectedStatusText(action.expectStatus);
   const shownBody = res.body.trim() ? `: ${tail(res.body, ERROR_OUTPUT_CHARS)}` : '';
   throw ApplicationFailure.create({
     type: HookFailureType.failed,

@@ -9,7 +9,13 @@ import { z } from 'zod';
 import { connectionUrl } from '../db/connect';
 import { isSafeIdent } from '../db/ident';
 import { headersFromEnvSchema, headersSchema, httpUrlSchema } from '../router/config';
-import { displayUrl, httpRequest, resolveHeaders } from '../router/http-request';
+import {
+  displayUrl,
+  expectedStatusText,
+  httpRequest,
+  resolveHeaders,
+  statusAccepted,
+} from '../router/http-request';
 import { tail } from '../router/output-buffer';
 
 export const comparisonOperators = ['<', '<=', '>', '>=', '=', '!='] as const;
@@ -225,15 +231,9 @@ async function runHttp(check: Of<'http'>, label: string, opts: RunCheckOptions) 
     bodyLimit: 256 * 1024,
   });
   const ms = Date.now() - started;
-  const expected =
-    check.expectStatus === undefined
-      ? null
-      : Array.isArray(check.expectStatus)
-        ? check.expectStatus
-        : [check.expectStatus];
-  const statusOk = expected ? expected.includes(res.status) : res.status >= 200 && res.status < 300;
+  const statusOk = statusAccepted(res.status, check.expectStatus);
   if (!statusOk) {
-    const want = expected ? expected.join(' or ') : '2xx';
+    const want = expectedStatusText(check.expectStatus);
     const body = res.body.trim() ? `: ${tail(oneLine(res.body, 200), 200)}` : '';
     return result(label, 'http', false, res.status, `HTTP ${res.status}, expected ${want}${body}`);
   }

@@ -87,6 +87,18 @@ function describeFetchError(err: unknown): string {
 }
 
 /** The URL without credentials or query string, safe for messages and Temporal histories. */
+/** Whether a response status is the one expected: any of `expected`, or any 2xx when none is given. */
+export function statusAccepted(status: number, expected: number | number[] | undefined): boolean {
+  if (expected === undefined) return status >= 200 && status < 300;
+  return (Array.isArray(expected) ? expected : [expected]).includes(status);
+}
+
+/** "200 or 204", or "2xx" when no status is given: for messages about an unexpected answer. */
+export function expectedStatusText(expected: number | number[] | undefined): string {
+  if (expected === undefined) return '2xx';
+  return (Array.isArray(expected) ? expected : [expected]).join(' or ');
+}
+
 export function displayUrl(url: string): string {
   try {
     const u = new URL(url);

@@ -1,31 +1,16 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatFindings, lintFiles, lintSql, type Finding } from '../../src/lint';
+import { runCli } from '../support/cli';
 import { DOCS_PATH, renderRulesTable, tableCells, tableSection } from '../../src/lint/docs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-function cli(
-  args: string[],
-  cwd = root,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, 'bin/cutover.js'), 'lint', ...args], {
-      cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The real CLI's lint command, run from `cwd` (the repository by default). */
+const cli = (args: string[], cwd = root) => runCli(['lint', ...args], {}, cwd);
 
 describe('docs/lint-rules.md', () => {
   it('holds exactly the rule table of src/lint/rules.ts', async () => {
