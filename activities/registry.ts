@@ -17,3 +17,9 @@ export { routeSet, routeUndo, routeValidate } from './route';
 export { monitorChecks, monitorValidate } from './monitor';
 export { hookRun, hookUndo, hookValidate } from './hook';
 export { cleanupRun, cleanupDropArchive } from './cleanup';
+export {
+  migrationsApply,
+  migrationsCurrentVersion,
+  migrationsDryRun,
+  migrationsRollback,
+} from './migrations';

@@ -1,2 +1,3 @@
 // The workflow bundle's entry point: every workflow type the worker runs.
 export { blueGreen } from './blue-green';
+export { deployMigrations } from './deploy-migrations';

@@ -30,6 +30,7 @@ import {
   type ThrottleRequest,
 } from '../../workflows/definitions';
 import { blueGreen, type BlueGreenInput, type RunSettings } from '../../workflows/blue-green';
+import { deployMigrations, type DeployInput } from '../../workflows/deploy-migrations';
 
 export function uiUrl(namespace: string, workflowId?: string): string {
   const base = (process.env.TEMPORAL_UI_URL || 'http://localhost:8233').replace(/\/$/, '');
@@ -119,6 +120,29 @@ export async function startRun(
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       throw new UserError(
         `plan ${c.name} already has an open run (workflow id ${workflowId}); see \`cutover status ${c.name}\`, or abort it first`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** One deploy per connection at a time: the id is derived from the connection name. */
+export async function startDeploy(
+  client: Client,
+  input: DeployInput,
+): Promise<WorkflowHandle<typeof deployMigrations>> {
+  const workflowId = `cutover-deploy-${input.connection}`;
+  try {
+    return await client.workflow.start(deployMigrations, {
+      taskQueue: TASK_QUEUE,
+      workflowId,
+      args: [input],
+      staticSummary: `Deploy versioned migrations from ${input.dir} to connection ${input.connection}`,
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new UserError(
+        `a deploy to connection ${input.connection} is already running (workflow id ${workflowId})`,
       );
     }
     throw err;

@@ -1,6 +1,7 @@
 import { Client } from '@temporalio/client';
 import { Command, Option } from 'commander';
-import { UsageError } from '../../errors';
+import { resolve } from 'node:path';
+import { UsageError, UserError } from '../../errors';
 import { connectClient, temporalSettings } from '../../temporal/connection';
 import { loadPlanFile } from '../../plan';
 import {
@@ -11,6 +12,7 @@ import {
   pauseRun,
   preparePlan,
   runReport,
+  startDeploy,
   startRun,
   throttleRun,
   uiUrl,
@@ -155,6 +157,73 @@ export function register(program: Command): void {
             );
           });
           if (o.watch) await watch(plan.change.name, 1000, false);
+        },
+      ),
+    );
+
+  program
+    .command('deploy')
+    .summary('apply versioned migrations as a durable Temporal workflow')
+    .description(
+      'Runs the deploy runbook on the workers: optional backup → dry run (the safety lint runs first)\n' +
+        '→ optional approval (gate "apply") → apply → post-checks. A failed apply or post-check rolls\n' +
+        'back what this run applied with the down scripts. The migrations directory is read on the\n' +
+        'workers; the connection is a name resolved there (DATABASE_URL, CUTOVER_DB_<NAME>_URL).',
+    )
+    .option('-d, --dir <path>', 'migrations directory on the workers', 'migrations')
+    .option('-c, --connection <name>', 'named connection', 'default')
+    .addOption(new Option('--to <version>', 'apply up to this version').argParser(parsePositiveInt))
+    .option(
+      '--require-approval',
+      'wait for `cutover approve cutover-deploy-<connection> apply` after the dry run',
+    )
+    .option('--allow-unsafe', 'apply even when the safety lint reports errors')
+    .option('--backup-table <table...>', 'pg_dump these tables before anything changes')
+    .option(
+      '--post-check-url <url>',
+      'health URL that must answer 2xx after the apply, or the deploy rolls back',
+    )
+    .option('--no-wait', 'print the workflow id and return instead of waiting for the result')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ cutover deploy --to 8 --backup-table public.orders\n  $ cutover deploy --require-approval --no-wait && cutover approve cutover-deploy-default apply\n${TEMPORAL_HELP}`,
+    )
+    .action(
+      action(
+        async (o: {
+          dir: string;
+          connection: string;
+          to?: number;
+          requireApproval?: boolean;
+          allowUnsafe?: boolean;
+          backupTable?: string[];
+          postCheckUrl?: string;
+          wait: boolean;
+        }) => {
+          await withClient(async (client, namespace) => {
+            const handle = await startDeploy(client, {
+              connection: o.connection,
+              dir: resolve(o.dir),
+              to: o.to,
+              requireApproval: o.requireApproval,
+              allowUnsafe: o.allowUnsafe,
+              backupTables: o.backupTable,
+              postChecks: o.postCheckUrl
+                ? [{ kind: 'http', name: 'health', url: o.postCheckUrl }]
+                : undefined,
+            });
+            console.log(
+              `started ${handle.workflowId}\n  Web UI: ${uiUrl(namespace, handle.workflowId)}`,
+            );
+            if (!o.wait) return;
+            const result = await handle.result().catch((err: Error) => {
+              throw new UserError(
+                `deploy failed: ${(err.cause as Error | undefined)?.message ?? err.message}`,
+              );
+            });
+            console.log(JSON.stringify(result, null, 2));
+            if (result.outcome === 'rolled-back') process.exitCode = 1;
+          });
         },
       ),
     );
