@@ -1,7 +1,7 @@
 /**
  * Step kinds `verify` and `sqlcheck`: exact, chunked comparison of the old and new tables.
  *
- * The key space is walked in keyset chunks of the SOURCE table (never OFFSET). For each chunk one
+ * The key space is walked in keyset chunks of the SOURCE table (no offset paging). For each chunk one
  * REPEATABLE READ, READ ONLY transaction reads both tables from the same snapshot, so writes that
  * the sync triggers apply concurrently can never make the two sides disagree: each side yields its
  * row count and the md5 of its rows' text in key order — the source side with the plan's `up`

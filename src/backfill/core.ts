@@ -1,6 +1,6 @@
 /**
  * Keyset backfill: copies the source table into the target through the `up` mapping in batches
- * ordered by key (row-value comparison, never OFFSET), each batch its own short transaction,
+ * ordered by key (row-value comparison, no offset paging), each batch its own short transaction,
  * never overwriting a row: `ON CONFLICT (key) DO NOTHING` where the sync trigger has already
  * written rows (a plain INSERT, redone with ON CONFLICT on a duplicate, elsewhere), so a newer
  * row written by the trigger always wins.
