@@ -17,6 +17,7 @@ import { cliPath, runCli, type CliResult } from '../support/cli';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 
 export { routePercent, tableExists, userTriggers } from '../support/db-state';
+export { seedOrders, widenPlanYaml } from '../support/orders';
 
 export const fixturePath = (name: string) =>
   fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -190,35 +191,6 @@ export async function noWorkflow(e2e: E2E, plan: string): Promise<boolean> {
     if (err instanceof WorkflowNotFoundError) return true;
     throw err;
   }
-}
-
-/** An orders table like the example app's: id int primary key, customer, amount, created_at. */
-export async function seedOrders(db: TestDatabase, rows: number): Promise<void> {
-  await db.pool.query(`
-    CREATE TABLE orders (
-      id integer PRIMARY KEY,
-      customer text NOT NULL,
-      amount_cents integer NOT NULL CHECK (amount_cents >= 0),
-      created_at timestamptz NOT NULL DEFAULT '2024-01-01T00:00:00Z'
-    );
-    CREATE INDEX orders_customer_idx ON orders (customer);
-    INSERT INTO orders (id, customer, amount_cents)
-      SELECT g, 'customer-' || (g % 97), g * 10 FROM generate_series(1, ${Number(rows)}) g;`);
-}
-
-/** The widen-orders plan (orders.id int → bigint into orders_v2) with the given tail. */
-export function widenPlanYaml(name: string, tail: string): string {
-  return `name: ${name}
-source: public.orders
-target:
-  table: orders_v2
-  like: source
-  alter:
-    - ALTER TABLE orders_v2 ALTER COLUMN id TYPE bigint
-mapping:
-  up: {}
-  down: {}
-${tail}`;
 }
 
 /** Rows in one table and not the other, both ways (0 = same rows). */

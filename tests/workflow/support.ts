@@ -9,42 +9,15 @@ import { parsePlan, resolvePlan, type ResolvedPlan } from '../../src/plan';
 import { workflowsPath } from '../../src/temporal/worker';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { TestDatabase } from '../support/db';
+import { widenPlanYaml } from '../support/orders';
 
 export { routePercent, tableExists, userTriggers } from '../support/db-state';
+export { seedOrders } from '../support/orders';
 import { failFastWorkflowErrors, workflowBundle } from '../support/temporal';
-
-/** An orders table like the example app's, with `rows` rows. */
-export async function seedOrders(db: TestDatabase, rows: number): Promise<void> {
-  await db.pool.query(`
-    DROP TABLE IF EXISTS orders_v2, orders, orders_archived CASCADE;
-    DROP SCHEMA IF EXISTS cutover CASCADE;
-    CREATE TABLE orders (
-      id integer PRIMARY KEY,
-      customer text NOT NULL,
-      amount_cents integer NOT NULL CHECK (amount_cents >= 0),
-      created_at timestamptz NOT NULL DEFAULT now()
-    );
-    CREATE INDEX orders_customer_idx ON orders (customer);
-    INSERT INTO orders (id, customer, amount_cents)
-      SELECT g, 'customer-' || (g % 97), g * 10 FROM generate_series(1, ${Number(rows)}) g;`);
-}
 
 /** The widen-orders plan with the given shift and stages tail, resolved against the test database. */
 export async function widenPlan(db: TestDatabase, yamlTail = ''): Promise<ResolvedPlan> {
-  const text = `
-name: widen_orders_id
-source: public.orders
-target:
-  table: orders_v2
-  like: source
-  alter:
-    - ALTER TABLE orders_v2 ALTER COLUMN id TYPE bigint
-mapping:
-  up: {}
-  down: {}
-backfill:
-  batchSize: 100
-${yamlTail}`;
+  const text = widenPlanYaml('widen_orders_id', `backfill:\n  batchSize: 100\n${yamlTail}`);
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {
