@@ -22,6 +22,20 @@ beforeEach(async () => {
   );
 });
 
+/** Waits until a runner holds the migration advisory lock, so the next one must wait for it. */
+async function runnerLockHeld(): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await db.pool.query(
+      `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+        WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()`,
+    );
+    if (r.rows[0].n > 0) return;
+    if (Date.now() > deadline) throw new Error('the first runner never took the migration lock');
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
 describe('cutover CLI: versioned migrations', () => {
   it('migrate, status, validate and rollback work end to end', async () => {
     const up = await runCli(['migrate', '--to', '0003'], env);
@@ -40,14 +54,14 @@ describe('cutover CLI: versioned migrations', () => {
 
   it('two runners in two processes never interleave: one waits, the history has no duplicates', async () => {
     const dir = scratchMigrations({
-      '0001_slow.up.sql': 'CREATE TABLE slow (id int PRIMARY KEY);\nSELECT pg_sleep(1.5);',
+      '0001_slow.up.sql': 'CREATE TABLE slow (id int PRIMARY KEY);\nSELECT pg_sleep(4);',
       '0001_slow.down.sql': 'DROP TABLE slow;',
       '0002_next.up.sql': 'CREATE TABLE next (id int PRIMARY KEY);',
       '0002_next.down.sql': 'DROP TABLE next;',
     });
     try {
       const a = runCli(['migrate', '--dir', dir], env);
-      await new Promise((r) => setTimeout(r, 400));
+      await runnerLockHeld();
       const b = runCli(['migrate', '--dir', dir], env);
       const [ra, rb] = await Promise.all([a, b]);
       expect(ra.code).toBe(0);
@@ -68,12 +82,12 @@ describe('cutover CLI: versioned migrations', () => {
 
   it('--no-wait fails at once while another runner holds the lock', async () => {
     const dir = scratchMigrations({
-      '0001_slow.up.sql': 'SELECT pg_sleep(1.5);',
+      '0001_slow.up.sql': 'SELECT pg_sleep(4);',
       '0001_slow.down.sql': 'SELECT 1;',
     });
     try {
       const a = runCli(['migrate', '--dir', dir], env);
-      await new Promise((r) => setTimeout(r, 400));
+      await runnerLockHeld();
       const b = await runCli(['migrate', '--dir', dir, '--no-wait'], env);
       expect(b.code).toBe(1);
       expect(b.stderr).toMatch(/another cutover runner holds the migration lock .*--no-wait/);
