@@ -5,10 +5,8 @@
  * cutover.backfill_control, which the workflow changes through backfillControl.
  */
 import { Context } from '@temporalio/activity';
-import type pg from 'pg';
-import { connectionUrl, openClient } from '../src/db/connect';
-import { quoteIdent, quoteQualified } from '../src/db/ident';
-import { UserError } from '../src/errors';
+import type { ClientBase } from 'pg';
+import { withConnection } from '../src/temporal/activity';
 import type { ResolvedChange } from '../src/plan/types';
 import {
   runBackfill,
@@ -25,6 +23,7 @@ import {
 } from '../src/backfill/control';
 import { splitKeyRanges, type PlannedRange } from '../src/backfill/ranges';
 
+export { backfillValidate } from '../src/steps/backfill';
 export type { BackfillProgress, BackfillThrottle, GhostGuard, KeyRange, PlannedRange };
 
 export interface BackfillInput {
@@ -37,18 +36,11 @@ export interface BackfillInput {
   estimatedTotal?: number;
 }
 
-async function withConnection<T>(
+const withChangeConnection = <T>(
   change: ResolvedChange,
   app: string,
-  work: (c: pg.Client) => Promise<T>,
-): Promise<T> {
-  const client = await openClient(connectionUrl(change.connection), app);
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
+  work: (c: ClientBase) => Promise<T>,
+) => withConnection(change.connection, app, work);
 
 function sameRange(a: KeyRange | null | undefined, b: KeyRange | null | undefined): boolean {
   return (a?.after ?? null) === (b?.after ?? null) && (a?.upTo ?? null) === (b?.upTo ?? null);
@@ -67,30 +59,6 @@ export function checkpointFromHeartbeat(
   return d as BackfillProgress;
 }
 
-/** Read-only: the key columns exist and the batch insert compiles. */
-export async function backfillValidate(input: BackfillInput): Promise<void> {
-  const { change } = input;
-  await withConnection(change, 'cutover-backfill', async (c) => {
-    const cols = change.up.map((m) => quoteIdent(m.column)).join(', ');
-    const exprs = change.up.map((m) => `(${m.expression})`).join(', ');
-    await c.query('BEGIN');
-    try {
-      await c.query(
-        `EXPLAIN INSERT INTO ${quoteQualified(change.target.schema, change.target.table)} (${cols})
-           SELECT ${exprs} FROM ${quoteQualified(change.source.schema, change.source.table)} AS s
-           ORDER BY ${change.sourceKey.map((k) => `s.${quoteIdent(k)}`).join(', ')}
-           ON CONFLICT (${change.targetKey.map(quoteIdent).join(', ')}) DO NOTHING`,
-      );
-    } catch (err) {
-      throw new UserError(
-        `backfill of plan "${change.name}" cannot run: ${(err as Error).message}`,
-      );
-    } finally {
-      await c.query('ROLLBACK');
-    }
-  });
-}
-
 /**
  * Copies the source into the target. Heartbeat details: BackfillProgress (checkpoint fields
  * lastKey / rowsDone / batches / sweepPending, plus rate, ETA and throttle state). Throws the
@@ -99,7 +67,7 @@ export async function backfillValidate(input: BackfillInput): Promise<void> {
 export async function backfillRun(input: BackfillInput): Promise<BackfillProgress> {
   const ctx = Context.current();
   const resume = checkpointFromHeartbeat(ctx.info.heartbeatDetails, input);
-  return withConnection(input.change, 'cutover-backfill', async (client) => {
+  return withChangeConnection(input.change, 'cutover-backfill', async (client) => {
     await ensureControlTable(client);
     const result = await runBackfill(client, input.change, {
       ghostGuard: input.ghostGuard,
@@ -129,12 +97,9 @@ export async function backfillControl(
   input: BackfillControlInput,
 ): Promise<Partial<BackfillThrottle>> {
   const { connection, plan, ...settings } = input;
-  const client = await openClient(connectionUrl(connection), 'cutover-backfill-control');
-  try {
-    return await setBackfillControl(client, plan, settings);
-  } finally {
-    await client.end();
-  }
+  return withConnection(connection, 'cutover-backfill-control', (client) =>
+    setBackfillControl(client, plan, settings),
+  );
 }
 
 /** Key ranges for parallel backfill activities. */
@@ -142,7 +107,7 @@ export async function backfillSplitRanges(input: {
   change: ResolvedChange;
   parts: number;
 }): Promise<PlannedRange[]> {
-  return withConnection(input.change, 'cutover-backfill', (c) =>
+  return withChangeConnection(input.change, 'cutover-backfill', (c) =>
     splitKeyRanges(c, input.change, input.parts),
   );
 }
@@ -152,7 +117,7 @@ export async function backfillSplitRanges(input: {
  * it); deleting them here would only be slow work thrown away. Idempotent.
  */
 export async function backfillUndo(input: { change: ResolvedChange }): Promise<void> {
-  await withConnection(input.change, 'cutover-backfill', (c) =>
+  await withChangeConnection(input.change, 'cutover-backfill', (c) =>
     clearBackfillControl(c, input.change.name),
   );
 }

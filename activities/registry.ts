@@ -1,25 +1,63 @@
 /**
- * Every activity the worker registers, grouped by concern in their own modules. The workflow
- * imports only the TYPE of this object, so none of this code enters the workflow bundle.
+ * Every activity the worker registers. Each is a thin adapter over src/ (the step modules in
+ * src/steps/<kind>/, the backup library, the migration runner), wrapped by the activity kit's
+ * `activity()` so an error that cannot heal (UserError, plan error, PostgreSQL data error) fails
+ * at once instead of being retried (src/temporal/activity.ts). The workflow imports only the TYPE
+ * of this module, so none of this code enters the workflow bundle.
+ *
+ * The names are part of recorded histories (tests/fixtures/histories): keep them.
  */
-export { backupRun, backupValidate } from './backup';
-export { shadowRun, shadowUndo, shadowBuildIndexes, shadowValidate } from './shadow';
-export { syncRun, syncUndo, syncValidate } from './sync-triggers';
-export {
-  backfillRun,
-  backfillControl,
-  backfillSplitRanges,
-  backfillUndo,
-  backfillValidate,
-} from './backfill';
-export { verify, sqlcheck } from './verify';
-export { routeSet, routeUndo, routeValidate } from './route';
-export { monitorChecks, monitorValidate } from './monitor';
-export { hookRun, hookUndo, hookValidate } from './hook';
-export { cleanupRun, cleanupDropArchive } from './cleanup';
-export {
-  migrationsApply,
-  migrationsCurrentVersion,
-  migrationsDryRun,
-  migrationsRollback,
-} from './migrations';
+import { activity } from '../src/temporal/activity';
+import * as backup from '../src/backup/backup';
+import * as cleanup from '../src/steps/cleanup/cleanup';
+import * as hook from '../src/steps/hook/action';
+import * as monitor from '../src/steps/monitor/monitor';
+import * as route from '../src/steps/route/route';
+import * as shadow from '../src/steps/shadow/table';
+import * as sync from '../src/steps/sync/triggers';
+import * as verifying from '../src/steps/verify/tables';
+import * as backfill from './backfill';
+import * as migrations from './migrations';
+
+// Adapters take exactly the activity's argument: the library functions' optional second
+// parameters (a test client, storage seams) must not be reachable from a workflow.
+export const backupRun = activity((input: backup.BackupRunInput) => backup.backupRun(input));
+export const backupValidate = activity((input: backup.BackupRunInput) =>
+  backup.backupValidate(input),
+);
+export const shadowRun = activity((plan: Parameters<typeof shadow.shadowRun>[0]) =>
+  shadow.shadowRun(plan),
+);
+export const shadowUndo = activity((plan: Parameters<typeof shadow.shadowUndo>[0]) =>
+  shadow.shadowUndo(plan),
+);
+export const shadowBuildIndexes = activity(
+  (plan: Parameters<typeof shadow.shadowBuildIndexes>[0]) => shadow.shadowBuildIndexes(plan),
+);
+export const shadowValidate = activity((plan: Parameters<typeof shadow.shadowValidate>[0]) =>
+  shadow.shadowValidate(plan),
+);
+export const syncRun = activity(sync.syncRun);
+export const syncUndo = activity(sync.syncUndo);
+export const syncValidate = activity(sync.syncValidate);
+export const backfillRun = activity(backfill.backfillRun);
+export const backfillControl = activity(backfill.backfillControl);
+export const backfillSplitRanges = activity(backfill.backfillSplitRanges);
+export const backfillUndo = activity(backfill.backfillUndo);
+export const backfillValidate = activity(backfill.backfillValidate);
+export const verify = activity((input: verifying.VerifyInput) => verifying.verify(input));
+export const sqlcheck = activity(verifying.sqlcheck);
+export const routeSet = activity(route.routeSet);
+export const routeUndo = activity(route.routeUndo);
+export const routeValidate = activity(route.routeValidate);
+export const monitorChecks = activity(monitor.monitorChecks);
+export const monitorValidate = activity(monitor.monitorValidate);
+export const hookRun = activity(hook.hookRun);
+export const hookUndo = activity(hook.hookUndo);
+export const hookValidate = activity(hook.hookValidate);
+export const cleanupRun = activity(cleanup.cleanupRun);
+export const cleanupDropArchive = activity(cleanup.cleanupDropArchive);
+export const migrationsApply = activity(migrations.migrationsApply);
+export const migrationsCurrentVersion = activity(migrations.migrationsCurrentVersion);
+export const migrationsDryRun = activity(migrations.migrationsDryRun);
+export const migrationsRollback = activity(migrations.migrationsRollback);

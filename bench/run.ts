@@ -23,7 +23,7 @@ import {
   type GhostGuard,
   type BackfillThrottle,
 } from '../src/backfill/core';
-import { installSync, removeSync } from '../activities/sync-triggers';
+import { installSync, removeSync } from '../src/steps/sync/triggers';
 import type { ResolvedChange } from '../src/plan/types';
 
 const run = promisify(execFile);

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import pg from 'pg';
-import { verifyTables } from '../activities/verify';
+import { verifyTables } from '../src/steps/verify/tables';
 import { freePort, startLocalCluster } from '../src/db/local-cluster';
 import { createRouter } from '../src/router';
 import { connectWorker } from '../src/temporal/connection';

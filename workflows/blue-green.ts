@@ -5,7 +5,6 @@
  * next, so it replays deterministically.
  */
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   allHandlersFinished,
@@ -19,11 +18,17 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/common';
 import type * as activities from '../activities/registry';
 import type { CheckConfig } from '../src/monitor/checks';
-import type { RouterConfig } from '../src/router/config';
 import type { ResolvedPlan } from '../src/plan/resolved';
-import type { ResolvedStep } from '../src/plan/stages';
+import { defaultRunSettings, type RunSettings } from '../src/plan/run-settings';
+import { shortActivity } from '../src/steps/options';
+import type { ResolvedStepOf, StepKind } from '../src/steps/schemas';
+import type { OptionsContext, StepSpec } from '../src/steps/types';
+import { stepSpecs } from '../src/steps/specs';
+import { innermostMessage } from '../src/temporal/failure-message';
+import { dispatch, type StepHandlers } from './step-handlers';
 import {
   abortSignal,
   approveSignal,
@@ -42,36 +47,8 @@ import {
   type ThrottleRequest,
 } from './definitions';
 
-export interface RunSettings {
-  /** Gates approved without a human: a list of gate names, or 'all' (demos, staging). */
-  autoApprove: string[] | 'all';
-  /** Seconds between checks inside a monitoring window. */
-  checkIntervalSeconds: number;
-  /** Checks run during every monitoring window, besides the step's own. */
-  monitorChecks: CheckConfig[];
-  /** What a failed check does: roll back at once, or pause for a human. */
-  onBreach: 'rollback' | 'pause';
-  /** After 100% and before cleanup, reverse sync stays on this long so a late problem can still roll back. */
-  rollbackWindowSeconds: number;
-  router?: RouterConfig;
-  keepShadowOnAbort: boolean;
-  /**
-   * After the route goes back to 0% on rollback, wait this long before the sync triggers go, so
-   * applications that follow the route by polling (every 2 s by default) stop writing to the
-   * new table while its writes still flow back.
-   */
-  routeDrainSeconds: number;
-}
-
-export const defaultRunSettings: RunSettings = {
-  autoApprove: [],
-  checkIntervalSeconds: 30,
-  monitorChecks: [],
-  onBreach: 'rollback',
-  rollbackWindowSeconds: 86_400,
-  keepShadowOnAbort: false,
-  routeDrainSeconds: 5,
-};
+export type { RunSettings };
+export { defaultRunSettings };
 
 export interface BlueGreenInput {
   plan: ResolvedPlan;
@@ -85,31 +62,11 @@ export interface BlueGreenResult {
   undone: string[];
 }
 
-const short = proxyActivities<typeof activities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10 },
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-});
+/** Pause / resume / throttle reach the backfill through its control row: a quick call. */
+const control = proxyActivities<typeof activities>(shortActivity);
 
-/** Backfill, verification, index builds and backups: hours long, resumed from heartbeats. */
-const long = proxyActivities<typeof activities>({
-  startToCloseTimeout: '24 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '2s', maximumInterval: '1 minute', maximumAttempts: 20 },
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-});
-
-/** Checks and undos: a check must answer quickly, an undo must keep trying. */
-const checks = proxyActivities<typeof activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 3 },
-});
-const undoing = proxyActivities<typeof activities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
-  // No attempt limit: an undo that gives up would leave the database half rolled back.
-  retry: { initialInterval: '1s', maximumInterval: '1 minute' },
-});
+/** The activities, called with the options the step's kind gives (src/steps/<kind>/spec.ts). */
+const acts = (options: ActivityOptions) => proxyActivities<typeof activities>(options);
 
 class RollbackRequested extends Error {
   override name = 'RollbackRequested';
@@ -146,6 +103,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     undone: [],
   };
   const undos: Undo[] = [];
+  const ctx: OptionsContext = { router: settings.router };
   const approved = new Set<string>();
   let abort: AbortRequest | undefined;
   const useSearchAttributes =
@@ -194,7 +152,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   const sendControl = async (settingsChange: Partial<ThrottleRequest & { paused: boolean }>) => {
     // The backfill reads its control row between batches; set it even when no backfill runs
     // yet, so a pause or throttle given early applies from the first batch.
-    await short.backfillControl({ connection, plan: change.name, ...settingsChange });
+    await control.backfillControl({ connection, plan: change.name, ...settingsChange });
   };
   setHandler(pauseSignal, async () => {
     status.paused = true;
@@ -236,7 +194,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     status.state = 'running';
   };
 
-  const gate = async (step: Extract<ResolvedStep, { kind: 'approval' }>) => {
+  const gate = async (step: ResolvedStepOf<'approval'>) => {
     const name = step.gate ?? step.id;
     if (step.auto || settings.autoApprove === 'all' || settings.autoApprove.includes(name)) return;
     status.waitingGates.push(name);
@@ -253,10 +211,13 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       );
   };
 
-  const runChecks = async (stepChecks: CheckConfig[]): Promise<CheckSummary[]> => {
+  const runChecks = async (
+    step: ResolvedStepOf<'monitor'>,
+    stepChecks: CheckConfig[],
+  ): Promise<CheckSummary[]> => {
     const all = [...settings.monitorChecks, ...stepChecks];
     if (!all.length) return [];
-    const results = await checks.monitorChecks(all);
+    const results = await runOf('monitor', step).monitorChecks(all);
     status.lastChecks = results.map((r) => ({
       name: r.name,
       ok: r.ok,
@@ -267,7 +228,9 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   };
 
   /** A timed window: checks every interval until it ends; a breach rolls back or pauses. */
-  const monitorWindow = async (seconds: number, stepChecks: CheckConfig[]) => {
+  const monitorWindow = async (step: ResolvedStepOf<'monitor'>) => {
+    const seconds = step.seconds;
+    const stepChecks: CheckConfig[] = step.checks ?? [];
     const endsAt = Date.now() + seconds * 1000;
     status.windowEndsAt = new Date(endsAt).toISOString();
     try {
@@ -277,7 +240,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         return;
       }
       for (;;) {
-        const failed = (await runChecks(stepChecks)).filter((c) => !c.ok);
+        const failed = (await runChecks(step, stepChecks)).filter((c) => !c.ok);
         if (failed.length) {
           const what = failed.map((c) => `${c.name}: ${c.detail}`).join('; ');
           if (settings.onBreach === 'rollback')
@@ -295,7 +258,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     }
   };
 
-  const backfill = async () => {
+  const backfill = async (step: ResolvedStepOf<'backfill'>) => {
     const parts = plan.backfill.parallelRanges ?? 1;
     const a = plan.backfill.adaptive;
     const throttle = {
@@ -307,97 +270,108 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       maxSleepMs: a.maxPauseMs,
     };
     if (parts <= 1) {
-      const progress = await long.backfillRun({ change, throttle });
+      const progress = await runOf('backfill', step).backfillRun({ change, throttle });
       status.rowsCopied = progress.rowsDone;
       return;
     }
-    const ranges = await short.backfillSplitRanges({ change, parts });
+    const ranges = await acts(stepSpecs.backfill.splitOptions).backfillSplitRanges({
+      change,
+      parts,
+    });
+    const run = runOf('backfill', step);
     const results = await Promise.all(
-      ranges.map((r) => long.backfillRun({ change, range: r.range, throttle })),
+      ranges.map((r) => run.backfillRun({ change, range: r.range, throttle })),
     );
     status.rowsCopied = results.reduce((n, p) => n + p.rowsDone, 0);
   };
 
-  const runStep = async (step: ResolvedStep): Promise<void> => {
-    switch (step.kind) {
-      case 'backup':
-        await long.backupRun({ connection, tables: [status.table], label: change.name });
-        return;
-      case 'shadow':
-        await short.shadowRun(plan);
+  // One handler per step kind. The type demands an entry for every kind in the registry
+  // (src/steps/schemas.ts), so a kind added there without a handler here fails to compile.
+  const specOf = <K extends StepKind>(kind: K) =>
+    stepSpecs[kind] as unknown as StepSpec<ResolvedStepOf<K>>;
+  const runOf = <K extends StepKind>(kind: K, step: ResolvedStepOf<K>) =>
+    acts(specOf(kind).options!(step, ctx));
+  const undoOf = <K extends StepKind>(kind: K, step: ResolvedStepOf<K>) =>
+    acts(specOf(kind).undoOptions!(step, ctx));
+
+  const handlers: StepHandlers = {
+    backup: async (step) => {
+      await runOf('backup', step).backupRun({
+        connection,
+        tables: [status.table],
+        label: change.name,
+      });
+    },
+    shadow: async (step) => {
+      await runOf('shadow', step).shadowRun(plan);
+      undos.push({
+        step: step.id,
+        // Kept on request, so an operator can inspect what was copied.
+        run: async () =>
+          (abort?.keepShadow ?? settings.keepShadowOnAbort)
+            ? undefined
+            : undoOf('shadow', step).shadowUndo(plan),
+      });
+    },
+    sync: async (step) => {
+      await runOf('sync', step).syncRun({
+        change,
+        directions: plan.readsOnly ? 'forward' : 'both',
+      });
+      undos.push({ step: step.id, run: () => undoOf('sync', step).syncUndo({ change }) });
+    },
+    backfill: async (step) => {
+      undos.push({ step: step.id, run: () => undoOf('backfill', step).backfillUndo({ change }) });
+      await backfill(step);
+    },
+    index: async (step) => {
+      await runOf('index', step).shadowBuildIndexes(plan);
+    },
+    verify: async (step) => {
+      await runOf('verify', step).verify({ change, verify: plan.verify });
+    },
+    sqlcheck: async (step) => {
+      await runOf('sqlcheck', step).sqlcheck({ change, checks: step.checks ?? [] });
+    },
+    approval: (step) => gate(step),
+    route: async (step) => {
+      const target = { connection, migration: change.name, router: settings.router };
+      if (!undos.some((u) => u.step === 'route'))
         undos.push({
-          step: step.id,
-          // Kept on request, so an operator can inspect what was copied.
-          run: async () =>
-            (abort?.keepShadow ?? settings.keepShadowOnAbort)
-              ? undefined
-              : undoing.shadowUndo(plan),
+          step: 'route',
+          run: async () => {
+            await undoOf('route', step).routeUndo(target);
+            await sleep(settings.routeDrainSeconds * 1000);
+          },
         });
-        return;
-      case 'sync':
-        await short.syncRun({ change, directions: plan.readsOnly ? 'forward' : 'both' });
-        undos.push({ step: step.id, run: () => undoing.syncUndo({ change }) });
-        return;
-      case 'backfill':
-        undos.push({ step: step.id, run: () => undoing.backfillUndo({ change }) });
-        await backfill();
-        return;
-      case 'index':
-        await long.shadowBuildIndexes(plan);
-        return;
-      case 'verify':
-        await long.verify({ change, verify: plan.verify });
-        return;
-      case 'sqlcheck':
-        await short.sqlcheck({ change, checks: step.checks ?? [] });
-        return;
-      case 'approval':
-        await gate(step);
-        return;
-      case 'route': {
-        const target = { connection, migration: change.name, router: settings.router };
-        if (!undos.some((u) => u.step === 'route'))
-          undos.push({
-            step: 'route',
-            run: async () => {
-              await undoing.routeUndo(target);
-              await sleep(settings.routeDrainSeconds * 1000);
-            },
-          });
-        await short.routeSet({ ...target, percent: step.percent });
-        status.routePercent = step.percent;
-        return;
+      await runOf('route', step).routeSet({ ...target, percent: step.percent });
+      status.routePercent = step.percent;
+    },
+    monitor: (step) => monitorWindow(step),
+    hook: async (step) => {
+      await runOf('hook', step).hookRun(step.hook);
+      undos.push({ step: step.id, run: () => undoOf('hook', step).hookUndo(step.hook) });
+    },
+    cleanup: async (step) => {
+      if (settings.rollbackWindowSeconds > 0 && status.routePercent > 0) {
+        // Reverse sync stays on: a late problem can still roll back with nothing lost.
+        status.windowEndsAt = new Date(
+          Date.now() + settings.rollbackWindowSeconds * 1000,
+        ).toISOString();
+        await sleep(settings.rollbackWindowSeconds * 1000);
+        status.windowEndsAt = undefined;
       }
-      case 'monitor':
-        await monitorWindow(step.seconds, step.checks ?? []);
-        return;
-      case 'hook':
-        await short.hookRun(step.hook);
-        undos.push({ step: step.id, run: () => undoing.hookUndo(step.hook) });
-        return;
-      case 'cleanup': {
-        if (settings.rollbackWindowSeconds > 0 && status.routePercent > 0) {
-          // Reverse sync stays on: a late problem can still roll back with nothing lost.
-          status.windowEndsAt = new Date(
-            Date.now() + settings.rollbackWindowSeconds * 1000,
-          ).toISOString();
-          await sleep(settings.rollbackWindowSeconds * 1000);
-          status.windowEndsAt = undefined;
-        }
-        // The point of no return: from here on the old table is no longer kept in sync.
-        await short.cleanupRun({ plan, oldTable: step.oldTable });
-        undos.length = 0;
-        if (step.oldTable === 'drop' && step.retentionHours > 0) {
-          status.windowEndsAt = new Date(
-            Date.now() + step.retentionHours * 3_600_000,
-          ).toISOString();
-          await sleep(step.retentionHours * 3_600_000);
-          status.windowEndsAt = undefined;
-        }
-        if (step.oldTable === 'drop') await short.cleanupDropArchive({ plan });
-        return;
+      // The point of no return (stepSpecs.cleanup.undo): from here on the old table is no
+      // longer kept in sync, so no earlier undo may run any more.
+      await runOf('cleanup', step).cleanupRun({ plan, oldTable: step.oldTable });
+      undos.length = 0;
+      if (step.oldTable === 'drop' && step.retentionHours > 0) {
+        status.windowEndsAt = new Date(Date.now() + step.retentionHours * 3_600_000).toISOString();
+        await sleep(step.retentionHours * 3_600_000);
+        status.windowEndsAt = undefined;
       }
-    }
+      if (step.oldTable === 'drop') await runOf('cleanup', step).cleanupDropArchive({ plan });
+    },
   };
 
   const runbook = async () => {
@@ -409,7 +383,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         setCurrentDetails(
           `**${change.name}**: stage \`${stage.name}\`, step \`${step.id}\` (${status.stepsDone.length}/${status.stepsTotal} done, route ${status.routePercent}%)`,
         );
-        await runStep(step);
+        await dispatch(handlers, step);
         status.stepsDone.push(step.id);
       }
     }
@@ -469,9 +443,4 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   return { outcome: 'rolled-back', reason, stepsDone: status.stepsDone, undone: status.undone };
 }
 
-function describe(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown } | undefined;
-  // Activity failures wrap the real error: report the innermost message.
-  while (e?.cause) e = e.cause as typeof e;
-  return e?.message ?? String(err);
-}
+const describe = innermostMessage;

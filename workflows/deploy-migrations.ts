@@ -14,6 +14,7 @@ import {
 import type * as activities from '../activities/registry';
 import type { CheckConfig } from '../src/monitor/checks';
 import { abortSignal, approveSignal, approveUpdate, type AbortRequest } from './definitions';
+import { innermostMessage } from '../src/temporal/failure-message';
 
 export interface DeployInput {
   connection: string;
@@ -127,9 +128,4 @@ export async function deployMigrations(input: DeployInput): Promise<DeployResult
   return { outcome: 'rolled-back', from, applied, reason };
 }
 
-/** Activity failures wrap the real error: report the innermost message. */
-function innermost(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown } | undefined;
-  while (e?.cause) e = e.cause as typeof e;
-  return e?.message ?? String(err);
-}
+const innermost = innermostMessage;

@@ -22,7 +22,7 @@
 import type pg from 'pg';
 import { quoteIdent, quoteQualified } from '../db/ident';
 import type { ResolvedChange, TableRef } from '../plan/types';
-import { sqlLiteral, syncNames } from './names';
+import { sqlLiteral, syncNames } from '../steps/sync/names';
 
 export type GhostGuard = 'lock' | 'sweep' | 'none';
 

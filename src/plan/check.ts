@@ -7,7 +7,7 @@
  * may wait behind application locks.
  */
 import type { ClientBase } from 'pg';
-import { connectionUrl } from '../db/connect';
+import { probe } from '../db/probe';
 import { parseQualifiedName, quoteIdent, quoteQualified } from '../db/ident';
 import {
   type ColumnInfo,
@@ -22,13 +22,17 @@ import {
 import { executeTargetDdl, TargetDdlError } from './ddl';
 import { PlanError, type PlanProblem } from './load';
 import type { PlanRunSettings, ResolvedPlan } from './resolved';
-import type { PlanFile, PlanMonitorCheck, SqlCheck } from './schema';
+import { validateStep } from '../steps/io';
+import { validateCheck } from '../steps/monitor';
+import type { PlanFile } from './schema';
 import { referencedColumns, splitTargetDdl } from './sql';
-import { offlineProblems, withConnection } from './stages';
-import type { ColumnMapping, TableRef } from './types';
+import { offlineProblems, withConnection, type ResolvedStage } from './stages';
+import type { ColumnMapping, ResolvedChange, TableRef } from './types';
 
 export interface CheckOptions {
   fileName?: string;
+  /** Environment the secrets of hooks, routers and checks are looked up in (default: this process's). */
+  env?: NodeJS.ProcessEnv;
   /** lock_timeout for the check's own transaction (default 2000 ms). */
   lockTimeoutMs?: number;
 }
@@ -77,19 +81,6 @@ function planTables(plan: PlanFile): {
     else ddl.push(...stmts.map((st) => ({ sql: st.sql, path: `target.alter[${i}]` })));
   }
   return { source, target, ddl, problems };
-}
-
-/** Runs `sql` under a savepoint; returns the error message or null. Leaves no trace either way. */
-async function probe(client: ClientBase, sql: string): Promise<string | null> {
-  await client.query('SAVEPOINT cutover_probe');
-  try {
-    await client.query(sql);
-    return null;
-  } catch (err) {
-    return (err as Error).message;
-  } finally {
-    await client.query('ROLLBACK TO SAVEPOINT cutover_probe');
-  }
 }
 
 interface MappingSide {
@@ -187,65 +178,6 @@ async function resolveMapping(
     }
   }
   return out;
-}
-
-async function checkSqlChecks(
-  client: ClientBase,
-  checks: Array<{ check: SqlCheck; path: string }>,
-  problems: PlanProblem[],
-): Promise<void> {
-  for (const { check, path } of checks) {
-    const err = await probe(client, `EXPLAIN (COSTS OFF) ${check.sql}`);
-    if (err)
-      problems.push({ path: `${path}.sql`, message: `does not compile: ${err}: fix the query` });
-  }
-}
-
-/** Every monitoring check the plan file holds, with its field path. */
-function monitorChecksOf(plan: PlanFile): Array<{ check: PlanMonitorCheck; path: string }> {
-  const out = [
-    ...plan.shift.checks.map((check, i) => ({ check, path: `shift.checks[${i}]` })),
-    ...plan.run.monitor.checks.map((check, i) => ({ check, path: `run.monitor.checks[${i}]` })),
-  ];
-  (plan.stages ?? []).forEach((st, si) =>
-    st.steps.forEach((step, pi) => {
-      if (step.kind === 'monitor')
-        step.checks?.forEach((check, ci) =>
-          out.push({ check, path: `stages[${si}].steps[${pi}].checks[${ci}]` }),
-        );
-    }),
-  );
-  return out;
-}
-
-/**
- * SQL monitoring checks on the plan's own connection compile here, where the new table exists
- * (EXPLAIN, so nothing runs); on another named connection it is only cheap to check that the
- * connection is configured (from this process's environment: workers need the same variable).
- */
-async function checkMonitorChecks(
-  client: ClientBase,
-  plan: PlanFile,
-  problems: PlanProblem[],
-): Promise<void> {
-  for (const { check, path } of monitorChecksOf(plan)) {
-    if (check.kind !== 'sql') continue;
-    const connection = check.connection ?? plan.connection;
-    if (connection !== plan.connection) {
-      try {
-        connectionUrl(connection);
-      } catch (err) {
-        problems.push({ path: `${path}.connection`, message: (err as Error).message });
-      }
-      continue;
-    }
-    const err = await probe(client, `EXPLAIN (COSTS OFF) ${check.query}`);
-    if (err)
-      problems.push({
-        path: `${path}.query`,
-        message: `does not compile: ${err}: fix the query (it must return one row with one number)`,
-      });
-  }
 }
 
 /**
@@ -357,37 +289,28 @@ export async function checkPlan(
             problems,
           );
 
-    const checks: Array<{ check: SqlCheck; path: string }> = plan.verify.sqlChecks.map(
-      (check, i) => ({ check, path: `verify.sqlChecks[${i}]` }),
-    );
-    (plan.stages ?? []).forEach((st, si) =>
-      st.steps.forEach((step, pi) => {
-        if (step.kind === 'sqlcheck' && step.checks)
-          step.checks.forEach((check, ci) =>
-            checks.push({ check, path: `stages[${si}].steps[${pi}].checks[${ci}]` }),
-          );
-      }),
-    );
-    await checkSqlChecks(client, checks, problems);
-    await checkMonitorChecks(client, plan, problems);
+    const readsOnly = down === undefined || plan.shift.readsOnly === true;
+    const change: ResolvedChange = {
+      name: plan.name,
+      connection: plan.connection,
+      source,
+      target,
+      sourceKey: key,
+      targetKey: key,
+      up,
+      ...(down ? { down } : {}),
+    };
+    // A broken mapping is already reported; the steps would only repeat it in their words.
+    if (problems.length === 0)
+      await validateSteps(client, plan, change, readsOnly, stages, problems, options.env);
 
     const deferred: DeferredObject[] = await deferrableObjects(client, targetOid, key);
     if (problems.length > 0) return fail();
 
-    const readsOnly = down === undefined || plan.shift.readsOnly === true;
     const resolved: ResolvedPlan = {
       version: 1,
       fileName,
-      change: {
-        name: plan.name,
-        connection: plan.connection,
-        source,
-        target,
-        sourceKey: key,
-        targetKey: key,
-        up,
-        ...(down ? { down } : {}),
-      },
+      change,
       readsOnly,
       targetDdl: ddl.map((d) => d.sql),
       deferred,
@@ -409,6 +332,43 @@ export async function checkPlan(
   } finally {
     await client.query('ROLLBACK');
   }
+}
+
+/**
+ * Every step's own validate (src/steps/<kind>/index.ts), in stage order, then the plan-wide
+ * monitoring checks. One source of truth: `plan check`, `cutover start` and the tests all come
+ * through here. Problems are deduplicated (the default stages repeat shift.checks per window).
+ */
+async function validateSteps(
+  client: ClientBase,
+  plan: PlanFile,
+  change: ResolvedChange,
+  readsOnly: boolean,
+  stages: ResolvedStage[],
+  problems: PlanProblem[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  const seen = new Set<string>();
+  const problem = (path: string, message: string) => {
+    const id = `${path}\u0000${message}`;
+    if (seen.has(id)) return;
+    seen.add(id);
+    problems.push({ path, message });
+  };
+  const base = { client, plan, change, readsOnly, env, problem };
+  for (const [si, stage] of stages.entries())
+    for (const [pi, step] of stage.steps.entries()) {
+      // Default stages have no place in the file: a step's problems point at what it came from.
+      const path = plan.stages ? `stages[${si}].steps[${pi}]` : `${stage.name}.${step.kind}`;
+      await validateStep(step, { ...base, path });
+    }
+  for (const [i, check] of plan.run.monitor.checks.entries())
+    await validateCheck(
+      client,
+      withConnection(check, plan.connection),
+      `run.monitor.checks[${i}]`,
+      base,
+    );
 }
 
 /** The plan's `run:` section in the workflow's RunSettings terms. */

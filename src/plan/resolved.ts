@@ -3,7 +3,7 @@
  * credentials (the connection is a name). `change` is the data-plane contract (types.ts); the rest
  * drives the stages.
  */
-import type { RunSettings } from '../../workflows/blue-green';
+import type { RunSettings } from './run-settings';
 import type { DeferredObject } from './catalog';
 import type { PlanFile, PlanMonitorCheck } from './schema';
 import type { ResolvedStage } from './stages';

@@ -24,143 +24,21 @@
  * `down: {}` declares a two-way change whose reverse mapping is entirely by name.
  */
 import { z } from 'zod';
-import { commandHookSchema, httpHookSchema } from '../../activities/hook';
-import { isSafeIdent } from '../db/ident';
-import {
-  httpCheckSchema,
-  prometheusCheckSchema,
-  sqlCheckSchema as monitorSqlCheckBase,
-} from '../monitor/checks';
 import { commandRouterSchema, postgresRouterSchema, webhookRouterSchema } from '../router/config';
-import { expressionProblem, selectProblem } from './sql';
+import { stepSchema } from '../steps/schemas';
+import {
+  columnMap,
+  identifier,
+  int,
+  monitorCheckSchema,
+  requiredString,
+  sqlCheckSchema,
+  stepName,
+  tableName,
+} from './fields';
 
-const identRule =
-  'use letters, digits and _ only (no quotes, semicolons, spaces or dots), start with a letter or _, at most 63 characters';
-
-function requiredString(what: string) {
-  return z.string({
-    error: (iss) =>
-      iss.input === undefined ? `is required: ${what}` : `must be a string: ${what}`,
-  });
-}
-
-export const identifier = (what: string) =>
-  requiredString(what).refine(isSafeIdent, {
-    error: (iss) => `${JSON.stringify(iss.input)} is not a safe identifier: ${identRule}`,
-  });
-
-/** "schema.table" or "table"; each part a safe identifier. */
-const tableName = (what: string) =>
-  requiredString(what).refine(
-    (v) => {
-      const parts = v.split('.');
-      return parts.length <= 2 && parts.every(isSafeIdent);
-    },
-    {
-      error: (iss) =>
-        `${JSON.stringify(iss.input)} is not a safe table name: write table or schema.table; in each part ${identRule}`,
-    },
-  );
-
-const expression = requiredString('a SQL expression').superRefine((v, ctx) => {
-  const problem = expressionProblem(v);
-  if (problem) ctx.addIssue({ code: 'custom', message: `expression ${problem}` });
-});
-
-/** { column: expression } with every column a safe identifier. */
-const columnMap = z.record(z.string(), expression).superRefine((rec, ctx) => {
-  for (const col of Object.keys(rec)) {
-    if (!isSafeIdent(col))
-      ctx.addIssue({
-        code: 'custom',
-        path: [col],
-        message: `column name ${JSON.stringify(col)} is not a safe identifier: ${identRule}`,
-      });
-  }
-});
-
-const int = (what: string, min: number, max: number) =>
-  z
-    .number({ error: `must be a whole number: ${what}` })
-    .int({ error: `must be a whole number: ${what}` })
-    .min(min, { error: `must be at least ${min}: ${what}` })
-    .max(max, { error: `must be at most ${max}: ${what}` });
-
-const scalar = z.union([z.number(), z.string(), z.boolean(), z.null()], {
-  error: 'must be a number, string, boolean or null (the value the query returns)',
-});
-
-export const sqlCheckSchema = z.strictObject({
-  name: requiredString('a short description shown in reports').min(1, {
-    error: 'must not be empty',
-  }),
-  sql: requiredString('a SELECT returning one value').superRefine(selectOnly),
-  expect: scalar,
-});
-
-function selectOnly(v: string, ctx: z.core.$RefinementCtx<string>): void {
-  const problem = selectProblem(v);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-}
-
-/**
- * A monitoring check (src/monitor/checks.ts, run by the monitorChecks activity during a window):
- * http | sql (query compared with a threshold) | prometheus. Same shape as the activity's
- * checkSchema, with two plan rules on top: an sql check's query must be one SELECT, and its
- * connection defaults to the plan's connection (filled in when the stages are resolved), not to
- * "default".
- */
-export const monitorCheckSchema = z.discriminatedUnion(
-  'kind',
-  [
-    httpCheckSchema,
-    monitorSqlCheckBase.extend({
-      connection: identifier('a named connection').optional(),
-      query: requiredString('a SELECT returning one number').superRefine(selectOnly),
-    }),
-    prometheusCheckSchema,
-  ],
-  {
-    error: (iss) =>
-      iss.code === 'invalid_union'
-        ? 'a check needs kind: http (a health URL), sql (a query compared with a threshold) or prometheus (a PromQL query compared with a threshold)'
-        : undefined,
-  },
-);
-
-/**
- * One action of a hook step (activities/hook.ts): `command` (a shell line, or [program, args]
- * run without a shell) or `url` (an HTTP call). The action's kind follows from which of the two is
- * given, so plans need not repeat it; an explicit `kind: command | http` is accepted too.
- */
-const oneAction =
-  'give exactly one of command (a shell command line, or [program, arguments]) or url (an http(s) URL to call)';
-
-export const hookActionSchema = z.preprocess(
-  (v, ctx) => {
-    if (v === undefined) {
-      ctx.addIssue({ code: 'custom', message: `is required: ${oneAction}` });
-      return z.NEVER;
-    }
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-      ctx.addIssue({ code: 'custom', message: `must be a mapping: ${oneAction}` });
-      return z.NEVER;
-    }
-    if ('kind' in v) return v;
-    const hasCommand = 'command' in v;
-    if (hasCommand === 'url' in v) {
-      ctx.addIssue({ code: 'custom', message: oneAction });
-      return z.NEVER;
-    }
-    return { kind: hasCommand ? 'command' : 'http', ...v };
-  },
-  z.discriminatedUnion('kind', [commandHookSchema, httpHookSchema], {
-    error: (iss) =>
-      iss.code === 'invalid_union'
-        ? 'kind must be command or http (or leave kind out: it follows from command or url)'
-        : undefined,
-  }),
-);
+export { identifier, monitorCheckSchema, sqlCheckSchema, stepSchema };
+export type { PlanMonitorCheck, SqlCheck } from './fields';
 
 const monitorSettingsSchema = z
   .strictObject({
@@ -201,71 +79,6 @@ export const runSchema = z
     autoApprove: gateList.optional(),
   })
   .prefault({});
-
-const stepName = requiredString('a step name')
-  .min(1)
-  .max(63)
-  .regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, { error: 'use letters, digits, _ and - only' });
-
-const simpleStep = <K extends string>(kind: K) =>
-  z.strictObject({ kind: z.literal(kind), name: stepName.optional() });
-
-export const stepSchema = z.discriminatedUnion(
-  'kind',
-  [
-    simpleStep('backup'),
-    simpleStep('shadow'),
-    simpleStep('sync'),
-    simpleStep('backfill'),
-    simpleStep('index'),
-    simpleStep('verify'),
-    z.strictObject({
-      kind: z.literal('sqlcheck'),
-      name: stepName.optional(),
-      checks: z.array(sqlCheckSchema).optional(),
-    }),
-    z.strictObject({
-      kind: z.literal('approval'),
-      name: stepName.optional(),
-      gate: stepName.optional(),
-      timeoutSeconds: int('seconds to wait before giving up', 1, 30 * 86400).optional(),
-      auto: z.boolean({ error: 'must be true or false' }).default(false),
-    }),
-    z.strictObject({
-      kind: z.literal('route'),
-      name: stepName.optional(),
-      percent: int('percent of traffic to the new table', 0, 100),
-    }),
-    z.strictObject({
-      kind: z.literal('monitor'),
-      name: stepName.optional(),
-      seconds: int('length of the monitoring window', 0, 7 * 86400),
-      checks: z.array(monitorCheckSchema).optional(),
-    }),
-    z.strictObject({
-      kind: z.literal('hook'),
-      name: stepName.optional(),
-      run: hookActionSchema,
-      undo: hookActionSchema.optional(),
-    }),
-    z.strictObject({
-      kind: z.literal('cleanup'),
-      name: stepName.optional(),
-      oldTable: z
-        .enum(['archive', 'drop'], { error: 'must be archive or drop' })
-        .default('archive'),
-      retentionHours: int('hours to keep the old table before dropping it', 0, 365 * 24).default(
-        168,
-      ),
-    }),
-  ],
-  {
-    error: (iss) =>
-      iss.code === 'invalid_union'
-        ? 'kind must be one of backup, shadow, sync, backfill, index, verify, sqlcheck, approval, route, monitor, hook, cleanup'
-        : undefined,
-  },
-);
 
 export const stageSchema = z.strictObject({
   name: stepName,
@@ -357,10 +170,7 @@ export const planSchema = z.strictObject({
 });
 
 export type PlanFile = z.output<typeof planSchema>;
-export type PlanStep = z.output<typeof stepSchema>;
 export type PlanStage = z.output<typeof stageSchema>;
-export type SqlCheck = z.output<typeof sqlCheckSchema>;
-export type PlanMonitorCheck = z.output<typeof monitorCheckSchema>;
-export type PlanHookAction = z.output<typeof hookActionSchema>;
 export type PlanRun = z.output<typeof runSchema>;
-export type StepKind = PlanStep['kind'];
+export type { PlanHookAction } from '../steps/hook/schema';
+export type { PlanStep, StepKind } from '../steps/schemas';

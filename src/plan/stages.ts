@@ -3,27 +3,15 @@
  * prepare → validate → approval → shift → approval → cleanup — and a plan may replace them with
  * its own `stages` (e.g. to add hooks). Every step gets a unique `id` for status and signals.
  */
-import type { HookConfig } from '../../activities/hook';
-import type { PlanFile, PlanMonitorCheck, PlanStage, PlanStep, SqlCheck } from './schema';
+import { resolveStep, stepKinds, type PlanStep, type ResolvedStep } from '../steps/schemas';
+import { withConnection } from '../steps/monitor/schema';
+import { stepSpecs } from '../steps/specs';
+import type { StepSpec } from '../steps/types';
+import type { PlanFile, PlanStage, SqlCheck } from './schema';
 
-type PlanHookStep = Extract<PlanStep, { kind: 'hook' }>;
-
-/**
- * A hook step as the workflow receives it: `hook` is exactly the config of the hookRun and
- * hookUndo activities (activities/hook.ts): the plan's `run` action with its `undo` inside.
- */
-export interface ResolvedHookStep {
-  kind: 'hook';
-  id: string;
-  name?: string;
-  hook: HookConfig;
-}
-
-/**
- * One step as the workflow receives it: the plan's step plus a unique id and defaults filled in
- * (approval: gate and auto; sqlcheck: its checks; monitor: every sql check's connection).
- */
-export type ResolvedStep = (Exclude<PlanStep, PlanHookStep> & { id: string }) | ResolvedHookStep;
+export type { ResolvedStep } from '../steps/schemas';
+export type { ResolvedHookStep } from '../steps/hook/schema';
+export { withConnection };
 
 export interface ResolvedStage {
   name: string;
@@ -67,20 +55,6 @@ export interface StageProblem {
   message: string;
 }
 
-/** An sql monitoring check without a connection queries the plan's own database. */
-export function withConnection(check: PlanMonitorCheck, connection: string): PlanMonitorCheck {
-  return check.kind === 'sql' && check.connection === undefined ? { ...check, connection } : check;
-}
-
-function resolveHook(step: PlanHookStep, id: string): ResolvedHookStep {
-  return {
-    kind: 'hook',
-    id,
-    ...(step.name !== undefined ? { name: step.name } : {}),
-    hook: { ...step.run, ...(step.undo ? { undo: step.undo } : {}) },
-  };
-}
-
 /**
  * Gives each step an id (`stage.name` or `stage.kind[-n]`), fills sqlcheck's default checks, the
  * gates' names and `auto` (step `auto: true` or listed in run.autoApprove), and checks the order
@@ -100,6 +74,7 @@ export function resolveStages(
   const seenStage = new Set<string>();
   const ids = new Set<string>();
   const firstAt = new Map<string, number>();
+  const specOf = (k: PlanStep['kind']): StepSpec<never> => stepSpecs[k];
   let position = 0;
   const stages = given.map((stage, si) => {
     if (seenStage.has(stage.name))
@@ -113,22 +88,19 @@ export function resolveStages(
       for (let n = 2; ids.has(id); n++) id = `${stage.name}.${step.name ?? step.kind}-${n}`;
       ids.add(id);
       if (!firstAt.has(step.kind)) firstAt.set(step.kind, position);
-      else if (['backup', 'shadow', 'sync', 'backfill', 'index', 'cleanup'].includes(step.kind))
+      else if (specOf(step.kind).once)
         problems.push({
           path: `stages[${si}].steps[${i}].kind`,
           message: `step kind "${step.kind}" appears twice: a plan runs it once`,
         });
       position++;
-      if (step.kind === 'approval') {
-        const gate = step.gate ?? step.name ?? stage.name;
-        gates.add(gate);
-        return { ...step, id, gate, auto: step.auto || autoGate(gate) };
-      }
-      if (step.kind === 'sqlcheck') return { ...step, id, checks: step.checks ?? checks };
-      if (step.kind === 'monitor' && step.checks)
-        return { ...step, id, checks: step.checks.map((c) => withConnection(c, plan.connection)) };
-      if (step.kind === 'hook') return resolveHook(step, id);
-      return { ...step, id };
+      return resolveStep(step, id, {
+        stageName: stage.name,
+        connection: plan.connection,
+        sqlChecks: checks,
+        autoGate,
+        gates,
+      });
     });
     return { name: stage.name, steps };
   });
@@ -143,26 +115,22 @@ export function resolveStages(
     });
 
   const at = (k: string) => firstAt.get(k);
-  const mustPrecede = (before: string, after: string, why: string) => {
-    const a = at(before);
-    const b = at(after);
-    if (b !== undefined && (a === undefined || a > b))
-      problems.push({
-        path: 'stages',
-        message: `a "${before}" step must come before "${after}": ${why}`,
-      });
-  };
-  for (const k of ['shadow', 'sync', 'backfill'])
-    if (at(k) === undefined)
-      problems.push({
-        path: 'stages',
-        message: `a "${k}" step is required: the new table cannot be filled without it`,
-      });
-  mustPrecede('shadow', 'sync', 'the triggers write into the new table');
-  mustPrecede('sync', 'backfill', 'writes during the copy would otherwise be missed');
-  mustPrecede('backfill', 'index', 'secondary indexes are built after the copy');
-  mustPrecede('backfill', 'verify', 'verification compares the filled tables');
-  mustPrecede('verify', 'route', 'traffic moves only to a verified table');
+  // Stage rules from the registry: required kinds first, then the order rules, in kind order.
+  for (const k of stepKinds) {
+    const why = specOf(k).required;
+    if (why !== undefined && at(k) === undefined)
+      problems.push({ path: 'stages', message: `a "${k}" step is required: ${why}` });
+  }
+  for (const after of stepKinds)
+    for (const rule of specOf(after).after ?? []) {
+      const a = at(rule.kind);
+      const b = at(after);
+      if (b !== undefined && (a === undefined || a > b))
+        problems.push({
+          path: 'stages',
+          message: `a "${rule.kind}" step must come before "${after}": ${rule.why}`,
+        });
+    }
   return { stages, problems };
 }
 

@@ -29,7 +29,8 @@ import {
   type RunStatus,
   type ThrottleRequest,
 } from '../../workflows/definitions';
-import { blueGreen, type BlueGreenInput, type RunSettings } from '../../workflows/blue-green';
+import type { RunSettings } from '../plan/run-settings';
+import { blueGreen, type BlueGreenInput } from '../../workflows/blue-green';
 import { deployMigrations, type DeployInput } from '../../workflows/deploy-migrations';
 
 export function uiUrl(namespace: string, workflowId?: string): string {

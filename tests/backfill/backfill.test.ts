@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { installSync, removeSync } from '../../activities/sync-triggers';
+import { installSync, removeSync } from '../../src/steps/sync/triggers';
 import {
   backfillControl,
   backfillRun,

@@ -8,7 +8,7 @@ import {
   listBackups,
   type BackupRunInput,
   type BackupSummary,
-} from '../../activities/backup';
+} from '../../src/backup/backup';
 
 import { LocalDirStorage } from '../../src/storage';
 import { createTestDatabase, type TestDatabase } from '../support/db';

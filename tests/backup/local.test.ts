@@ -9,7 +9,7 @@ import {
   backupValidate,
   listBackups,
   restoreBackup,
-} from '../../activities/backup';
+} from '../../src/backup/backup';
 import { LocalDirStorage, storageFromEnv } from '../../src/storage';
 import { libpqConnection } from '../../src/storage/libpq';
 import { createTestDatabase, type TestDatabase } from '../support/db';

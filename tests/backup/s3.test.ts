@@ -2,7 +2,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { backupRun, listBackups, restoreBackup } from '../../activities/backup';
+import { backupRun, listBackups, restoreBackup } from '../../src/backup/backup';
 import { MIN_PART_SIZE, S3Storage, storageFromEnv } from '../../src/storage';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { tableDigest, tableExists } from './helpers';

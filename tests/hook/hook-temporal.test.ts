@@ -7,7 +7,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as activities from '../../activities/hook';
+import * as activities from '../../src/steps/hook/action';
 import { waitFor } from '../router/helpers';
 import { devServerEnv, failFastWorkflowErrors, workflowBundle } from '../support/temporal';
 import { runHookWorkflow } from './fixtures/hook-workflow';

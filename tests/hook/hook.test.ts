@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hookRun, hookUndo, hookValidate, runHookAction } from '../../activities/hook';
+import { hookRun, hookUndo, hookValidate, runHookAction } from '../../src/steps/hook/action';
 import { deadUrl, startServer, waitFor, type LocalServer } from '../router/helpers';
 import { alive, readPid } from './proc';
 

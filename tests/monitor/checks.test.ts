@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { monitorCheck, monitorChecks, monitorValidate } from '../../activities/monitor';
+import { monitorCheck, monitorChecks, monitorValidate } from '../../src/steps/monitor/monitor';
 import { compare, runCheck, type CheckConfig } from '../../src/monitor';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { deadUrl, startServer, type LocalServer } from '../router/helpers';

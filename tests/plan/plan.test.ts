@@ -8,6 +8,11 @@ import { exampleSchema } from './fixtures';
 let db: TestDatabase;
 let client: pg.PoolClient;
 
+// The example plans name secrets (hook and router headers) that the plan check requires to be
+// set, as a worker must have them: these tests run with stand-in values.
+process.env.DEPLOY_TOKEN ??= 'test-deploy-token';
+process.env.LB_TOKEN ??= 'test-lb-token';
+
 beforeAll(async () => {
   db = await createTestDatabase('plan');
   await db.pool.query(exampleSchema);

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hookSchema } from '../../activities/hook';
+import { hookSchema } from '../../src/steps/hook/action';
 import { checkSchema } from '../../src/monitor/checks';
 import { catalogSnapshot } from '../../src/plan/catalog';
 import {
@@ -19,12 +19,17 @@ import {
 } from '../../src/plan/index';
 import { planSchema, runSchema, stepSchema } from '../../src/plan/schema';
 import { offlineProblems } from '../../src/plan/stages';
-import type { RunSettings } from '../../workflows/blue-green';
+import type { RunSettings } from '../../src/plan/run-settings';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { exampleSchema } from './fixtures';
 
 let db: TestDatabase;
 let client: pg.PoolClient;
+
+// The example plans name secrets (hook and router headers) that the plan check requires to be
+// set, as a worker must have them: these tests run with stand-in values.
+process.env.DEPLOY_TOKEN ??= 'test-deploy-token';
+process.env.LB_TOKEN ??= 'test-lb-token';
 
 beforeAll(async () => {
   db = await createTestDatabase('planrun');

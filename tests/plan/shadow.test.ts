@@ -1,6 +1,11 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { shadowBuildIndexes, shadowRun, shadowUndo, shadowValidate } from '../../activities/shadow';
+import {
+  shadowBuildIndexes,
+  shadowRun,
+  shadowUndo,
+  shadowValidate,
+} from '../../src/steps/shadow/table';
 import { catalogSnapshot } from '../../src/plan/catalog';
 import { parsePlan, resolvePlan } from '../../src/plan/index';
 import type { ResolvedPlan } from '../../src/plan/resolved';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { routeSet, routeUndo, routeValidate } from '../../activities/route';
+import { routeSet, routeUndo, routeValidate } from '../../src/steps/route/route';
 import { createRouter, getRoute, type Router } from '../../src/router';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { deadUrl, startServer, waitFor, type LocalServer } from './helpers';

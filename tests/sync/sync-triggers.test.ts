@@ -10,8 +10,8 @@ import {
   syncValidate,
   enableReverse,
   disableReverse,
-} from '../../activities/sync-triggers';
-import { objectName, syncNames } from '../../src/backfill/names';
+} from '../../src/steps/sync/triggers';
+import { objectName, syncNames } from '../../src/steps/sync/names';
 import { accountsChange, createAccounts, mappingDifferences } from '../backfill/support';
 
 let db: TestDatabase;

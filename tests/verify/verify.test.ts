@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { verify, verifyTables, runSqlChecks, sqlcheck } from '../../activities/verify';
+import { verify, verifyTables, runSqlChecks, sqlcheck } from '../../src/steps/verify/tables';
 import { loadPlanFile, parsePlan, resolvePlan } from '../../src/plan/index';
 import type { ResolvedChange } from '../../src/plan/types';
 import { createTestDatabase, type TestDatabase } from '../support/db';

@@ -1,10 +1,5 @@
 import { Command, Option } from 'commander';
-import {
-  backupRun,
-  listBackups,
-  restoreBackup,
-  type BackupManifest,
-} from '../../../activities/backup';
+import { backupRun, listBackups, restoreBackup, type BackupManifest } from '../../backup/backup';
 import { connectionUrl } from '../../db/connect';
 import { UsageError } from '../../errors';
 import { BACKUP_STORAGE_ENV_HELP, storageFromEnv } from '../../storage/config';

@@ -18,7 +18,7 @@ import {
   uiUrl,
   workflowIdOf,
 } from '../../temporal/runs';
-import type { RunSettings } from '../../../workflows/blue-green';
+import type { RunSettings } from '../../plan/run-settings';
 import { parseDuration, parsePositiveInt } from '../options';
 import { renderReport } from '../render-status';
 import { action } from '../run';

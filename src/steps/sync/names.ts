@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ResolvedChange } from '../plan/types';
+import type { ResolvedChange } from '../../plan/types';
 
 /** PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1). */
 const MAX_IDENT_BYTES = 63;

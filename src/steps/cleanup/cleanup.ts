@@ -4,28 +4,20 @@
  * the plan says so). There is no undo: this is the point of no return, which is why the workflow
  * puts an approval gate and the rollback window in front of it.
  */
-import { connectionUrl, openClient } from '../src/db/connect';
-import { quoteIdent, quoteQualified } from '../src/db/ident';
-import { withLockRetry } from '../src/db/lock-timeout';
-import type { ResolvedPlan } from '../src/plan/resolved';
-import { removeSync } from './sync-triggers';
+import type { ClientBase } from 'pg';
+import { withConnection } from '../../temporal/activity';
+import { quoteIdent, quoteQualified } from '../../db/ident';
+import { withLockRetry } from '../../db/lock-timeout';
+import type { ResolvedPlan } from '../../plan/resolved';
+import { removeSync } from '../sync/triggers';
 
 /** The old table's name after cleanup: <table>_archived, cut to PostgreSQL's 63-byte limit. */
-export function archiveName(plan: ResolvedPlan): string {
+export function archiveName(plan: Pick<ResolvedPlan, 'change'>): string {
   return `${plan.change.source.table.slice(0, 63 - '_archived'.length)}_archived`;
 }
 
-async function withClient<T>(
-  plan: ResolvedPlan,
-  work: (c: import('pg').Client) => Promise<T>,
-): Promise<T> {
-  const client = await openClient(connectionUrl(plan.change.connection), 'cutover-cleanup');
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
+const withClient = <T>(plan: ResolvedPlan, work: (c: ClientBase) => Promise<T>) =>
+  withConnection(plan.change.connection, 'cutover-cleanup', work);
 
 export async function cleanupRun(input: {
   plan: ResolvedPlan;

@@ -3,14 +3,14 @@
  * cutover.routes (and announced with NOTIFY) for every router kind; webhook and command routers
  * are called in the same transaction. Undo sends everything back to the old table.
  */
-import { connectionUrl, openClient } from '../src/db/connect';
-import { isSafeIdent } from '../src/db/ident';
-import { UserError } from '../src/errors';
-import { activityCancellationSignal } from '../src/router/activity-context';
-import { resolveHeaders } from '../src/router/http-request';
-import { applyRoute, parseRouterConfig } from '../src/router/apply';
-import type { RouterConfig } from '../src/router/config';
-import { assertPercent, getRoute, type RouteChange } from '../src/router/store';
+import type { ClientBase } from 'pg';
+import { isSafeIdent } from '../../db/ident';
+import { UserError } from '../../errors';
+import { cancellationSignal, withConnection } from '../../temporal/activity';
+import { resolveHeaders } from '../../router/http-request';
+import { applyRoute, parseRouterConfig } from '../../router/apply';
+import type { RouterConfig } from '../../router/config';
+import { assertPercent, getRoute, type RouteChange } from '../../router/store';
 
 export interface RouteTarget {
   /** Named connection (see src/db/connect.ts) of the database holding cutover.routes. */
@@ -49,14 +49,8 @@ function checkInput(input: RouteTarget): RouterConfig {
   return router;
 }
 
-async function withClient<T>(connection: string, work: (c: import('pg').Client) => Promise<T>) {
-  const client = await openClient(connectionUrl(connection), 'cutover-route');
-  try {
-    return await work(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
+const withClient = <T>(connection: string, work: (c: ClientBase) => Promise<T>) =>
+  withConnection(connection, 'cutover-route', work);
 
 /** Read-only: the input is valid, the database reachable; reports the current percent. */
 export async function routeValidate(input: RouteTarget): Promise<RouteValidateResult> {
@@ -80,7 +74,7 @@ export async function routeSet(input: RouteSetInput): Promise<RouteChange> {
   }
   return withClient(input.connection, (client) =>
     applyRoute(client, input.migration, input.percent, router, {
-      signal: activityCancellationSignal(),
+      signal: cancellationSignal(),
     }),
   );
 }
@@ -102,7 +96,7 @@ export async function routeUndo(
       if (!route) return { migration: input.migration, changed: false, skipped: true } as const;
     }
     return applyRoute(client, input.migration, percent, router, {
-      signal: activityCancellationSignal(),
+      signal: cancellationSignal(),
     });
   });
 }

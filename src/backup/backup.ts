@@ -7,7 +7,7 @@
  *   <id>.dump            pg_dump -Fc output
  *   <id>.manifest.json   BackupManifest (no credentials)
  */
-import { CancelledFailure, Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/activity';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -16,14 +16,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { connectionUrl, openClient, redactUrl } from '../src/db/connect';
-import { parseQualifiedName, quoteQualified } from '../src/db/ident';
-import { UserError } from '../src/errors';
-import { HashingStream } from '../src/storage/hashing';
-import { libpqConnection } from '../src/storage/libpq';
-import { storageFromEnv } from '../src/storage/config';
-import { ObjectNotFoundError, type BackupStorage } from '../src/storage/types';
-import { postgresTool } from '../src/tools';
+import { connectionUrl, openClient, redactUrl } from '../db/connect';
+import { parseQualifiedName, quoteQualified } from '../db/ident';
+import { UserError } from '../errors';
+import { HashingStream } from '../storage/hashing';
+import { libpqConnection } from '../storage/libpq';
+import { storageFromEnv } from '../storage/config';
+import { ObjectNotFoundError, type BackupStorage } from '../storage/types';
+import { cancellationSignal, heartbeat } from '../temporal/activity';
+import { postgresTool } from '../tools';
 
 export const MANIFEST_VERSION = 1;
 const DUMP_SUFFIX = '.dump';
@@ -524,18 +525,12 @@ async function streamToString(s: Readable): Promise<string> {
 
 /** Heartbeats at most once a second inside an activity; a no-op anywhere else (CLI, tests). */
 function activityHeartbeat(): (details: unknown) => void {
-  let ctx: Context | undefined;
-  try {
-    ctx = Context.current();
-  } catch {
-    return () => {};
-  }
   let last = 0;
   return (details) => {
     const now = Date.now();
     if (now - last < 1000) return;
     last = now;
-    ctx.heartbeat(details);
+    heartbeat(details);
   };
 }
 
@@ -544,12 +539,8 @@ function onActivityCancel(fn: () => void): {
   dispose(): void;
   readonly reason: string | undefined;
 } {
-  let signal: AbortSignal;
-  try {
-    signal = Context.current().cancellationSignal;
-  } catch {
-    return { dispose() {}, reason: undefined };
-  }
+  const signal = cancellationSignal();
+  if (!signal) return { dispose() {}, reason: undefined };
   if (signal.aborted) fn();
   signal.addEventListener('abort', fn, { once: true });
   return {

@@ -3,17 +3,17 @@
  * Each activity is short and never fails because a check failed: the result says so, and the
  * workflow decides (roll back, or pause for a human). Only a worker-side problem throws.
  */
-import { connectionUrl } from '../src/db/connect';
-import { UserError } from '../src/errors';
+import { connectionUrl } from '../../db/connect';
+import { UserError } from '../../errors';
 import {
   parseCheck,
   runCheck,
   runChecks,
   type CheckConfig,
   type CheckResult,
-} from '../src/monitor/checks';
-import { activityCancellationSignal } from '../src/router/activity-context';
-import { resolveHeaders } from '../src/router/http-request';
+} from '../../monitor/checks';
+import { cancellationSignal } from '../../temporal/activity';
+import { resolveHeaders } from '../../router/http-request';
 
 /** Read-only: every check is well-formed and its connection / header variables are configured. */
 export async function monitorValidate(checks: CheckConfig[]): Promise<{ count: number }> {
@@ -37,10 +37,10 @@ export async function monitorValidate(checks: CheckConfig[]): Promise<{ count: n
 
 /** Runs one check. */
 export async function monitorCheck(check: CheckConfig): Promise<CheckResult> {
-  return runCheck(check, { signal: activityCancellationSignal() });
+  return runCheck(check, { signal: cancellationSignal() });
 }
 
 /** Runs all checks of one tick concurrently; results in the same order as the checks. */
 export async function monitorChecks(checks: CheckConfig[]): Promise<CheckResult[]> {
-  return runChecks(checks, { signal: activityCancellationSignal() });
+  return runChecks(checks, { signal: cancellationSignal() });
 }

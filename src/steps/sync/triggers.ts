@@ -19,12 +19,13 @@
  * back with it.
  */
 import type pg from 'pg';
-import { openClient, connectionUrl } from '../src/db/connect';
-import { quoteIdent, quoteQualified } from '../src/db/ident';
-import { withLockRetry, type LockRetryOptions } from '../src/db/lock-timeout';
-import { UserError } from '../src/errors';
-import type { ColumnMapping, ResolvedChange, TableRef } from '../src/plan/types';
-import { sqlLiteral, syncNames } from '../src/backfill/names';
+import { quoteIdent, quoteQualified } from '../../db/ident';
+import { withLockRetry, type LockRetryOptions } from '../../db/lock-timeout';
+import { probe } from '../../db/probe';
+import { inTransaction, withConnection as withNamedConnection } from '../../temporal/activity';
+import { UserError } from '../../errors';
+import type { ColumnMapping, ResolvedChange, TableRef } from '../../plan/types';
+import { sqlLiteral, syncNames } from './names';
 
 export type SyncDirection = 'forward' | 'reverse';
 
@@ -210,17 +211,12 @@ async function validateDirection(client: pg.ClientBase, spec: DirectionSpec): Pr
     );
   const cols = spec.mapping.map((m) => quoteIdent(m.column)).join(', ');
   const exprs = spec.mapping.map((m) => `(${m.expression})`).join(', ');
-  await client.query('BEGIN');
-  try {
-    await client.query(
-      `EXPLAIN INSERT INTO ${qTable(spec.to)} (${cols}) SELECT ${exprs} FROM ${qTable(spec.from)} AS s
+  const error = await probe(
+    client,
+    `EXPLAIN INSERT INTO ${qTable(spec.to)} (${cols}) SELECT ${exprs} FROM ${qTable(spec.from)} AS s
          ON CONFLICT (${spec.toKey.map(quoteIdent).join(', ')}) DO NOTHING`,
-    );
-  } catch (err) {
-    problems.push(`${spec.direction} mapping does not compile: ${(err as Error).message}`);
-  } finally {
-    await client.query('ROLLBACK');
-  }
+  );
+  if (error) problems.push(`${spec.direction} mapping does not compile: ${error}`);
   return problems;
 }
 
@@ -263,16 +259,10 @@ async function installWith(
   // direction exists. CREATE TRIGGER takes SHARE ROW EXCLUSIVE, hence lock_timeout + retry.
   await withLockRetry(
     client,
-    async () => {
-      await client.query('BEGIN');
-      try {
+    () =>
+      inTransaction(client, async () => {
         for (const sql of statements) await client.query(sql);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw err;
-      }
-    },
+      }),
     lockRetry,
   );
 }
@@ -291,9 +281,8 @@ async function dropWith(
   );
   await withLockRetry(
     client,
-    async () => {
-      await client.query('BEGIN');
-      try {
+    () =>
+      inTransaction(client, async () => {
         for (const t of targets) {
           if (await relationExists(client, t.table))
             await client.query(
@@ -301,12 +290,7 @@ async function dropWith(
             );
           await client.query(`DROP FUNCTION IF EXISTS ${quoteQualified(t.table.schema, t.fn)}()`);
         }
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw err;
-      }
-    },
+      }),
     lockRetry,
   );
 }
@@ -321,17 +305,8 @@ export async function removeSync(client: pg.ClientBase, input: SyncInput): Promi
   await dropWith(client, input.change, ['forward', 'reverse'], input.lockRetry);
 }
 
-async function withConnection<T>(
-  change: ResolvedChange,
-  work: (c: pg.Client) => Promise<T>,
-): Promise<T> {
-  const client = await openClient(connectionUrl(change.connection), 'cutover-sync');
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
+const withConnection = <T>(change: ResolvedChange, work: (c: pg.ClientBase) => Promise<T>) =>
+  withNamedConnection(change.connection, 'cutover-sync', work);
 
 // ---------------------------------------------------------------------------------------------
 // activities

@@ -5,66 +5,32 @@
  * command's whole process group. Hooks have no undo unless the plan gives one (`undo`).
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { z } from 'zod';
-import { headersFromEnvSchema, headersSchema, httpUrlSchema } from '../src/router/config';
-import { currentActivity } from '../src/router/activity-context';
+import type { z } from 'zod';
+import { cancellationSignal, whileHeartbeating } from '../../temporal/activity';
+import {
+  actionSchema,
+  hookSchema,
+  type HookAction,
+  type HookConfig,
+  type ResolvedAction,
+} from './schema';
+
+export {
+  commandHookSchema,
+  httpHookSchema,
+  hookSchema,
+  type HookAction,
+  type HookConfig,
+} from './schema';
 import {
   displayUrl,
   expectedStatusText,
   httpRequest,
   resolveHeaders,
   statusAccepted,
-} from '../src/router/http-request';
-import { tail } from '../src/router/output-buffer';
-import { describeExit, runCommand } from '../src/router/run-command';
-
-const timeoutMs = z
-  .number()
-  .int()
-  .positive()
-  .max(24 * 3600_000);
-const status = z.number().int().min(100).max(599);
-
-export const commandHookSchema = z
-  .object({
-    kind: z.literal('command'),
-    /** A shell command line, or a program and its arguments (run without a shell). */
-    command: z.union([
-      z.string().trim().min(1, 'command must not be empty'),
-      z.array(z.string()).min(1, 'give the program and its arguments'),
-    ]),
-    timeoutMs: timeoutMs.default(600_000),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
-    cwd: z.string().min(1).optional(),
-  })
-  .strict();
-
-export const httpHookSchema = z
-  .object({
-    kind: z.literal('http'),
-    url: httpUrlSchema,
-    method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('POST'),
-    /** A string is sent as is; anything else as JSON. */
-    body: z.unknown().optional(),
-    headers: headersSchema.optional(),
-    headersFromEnv: headersFromEnvSchema.optional(),
-    timeoutMs: timeoutMs.default(60_000),
-    /** Accepted status codes; any 2xx when omitted. */
-    expectStatus: z.union([status, z.array(status).min(1)]).optional(),
-  })
-  .strict();
-
-const actionSchema = z.discriminatedUnion('kind', [commandHookSchema, httpHookSchema]);
-
-/** A hook step's config; `undo` (same shape, without its own undo) runs when the run rolls back. */
-export const hookSchema = z.discriminatedUnion('kind', [
-  commandHookSchema.extend({ undo: actionSchema.optional() }),
-  httpHookSchema.extend({ undo: actionSchema.optional() }),
-]);
-
-export type HookConfig = z.input<typeof hookSchema>;
-export type HookAction = z.input<typeof actionSchema>;
-type ResolvedAction = z.output<typeof actionSchema>;
+} from '../../router/http-request';
+import { tail } from '../../router/output-buffer';
+import { describeExit, runCommand } from '../../router/run-command';
 
 export interface HookResult {
   kind: 'command' | 'http';
@@ -153,20 +119,18 @@ async function runAction(
   label: string,
   explicitSignal?: AbortSignal,
 ): Promise<HookResult> {
-  const ctx = currentActivity();
-  const signal = explicitSignal ?? ctx?.cancellationSignal;
+  const signal = explicitSignal ?? cancellationSignal();
   const started = Date.now();
-  // Cancellation reaches an activity only through heartbeats, so beat while the hook runs.
-  const beat = ctx
-    ? setInterval(() => ctx.heartbeat({ elapsedMs: Date.now() - started }), 1000)
-    : undefined;
-  try {
-    return action.kind === 'command'
-      ? await runCommandAction(action, label, signal)
-      : await runHttpAction(action, label, signal);
-  } finally {
-    if (beat) clearInterval(beat);
-  }
+  // A hook may run for hours: the heartbeat is how Temporal notices a dead worker (the step's
+  // heartbeatTimeout), and the only way cancellation reaches the command.
+  return whileHeartbeating(
+    () => ({ elapsedMs: Date.now() - started }),
+    () =>
+      action.kind === 'command'
+        ? runCommandAction(action, label, signal)
+        : runHttpAction(action, label, signal),
+    1000,
+  );
 }
 
 async function runCommandAction(

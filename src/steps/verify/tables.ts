@@ -12,17 +12,17 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import type { ClientBase } from 'pg';
-import { quoteIdent, quoteQualified } from '../src/db/ident';
+import { quoteIdent, quoteQualified } from '../../db/ident';
 import {
   heartbeat,
   inTransaction,
   previousHeartbeat,
   throwIfCancelled,
-  withClient,
-} from '../src/plan/activity-support';
-import { tableColumns, tableOid } from '../src/plan/catalog';
-import type { SqlCheck } from '../src/plan/schema';
-import type { ResolvedChange } from '../src/plan/types';
+  withConnection,
+} from '../../temporal/activity';
+import { tableColumns, tableOid } from '../../plan/catalog';
+import type { SqlCheck } from '../../plan/schema';
+import type { ResolvedChange } from '../../plan/types';
 
 export interface VerifyOptions {
   /** Use this client instead of opening one from the change's named connection. */
@@ -185,62 +185,66 @@ export async function verifyTables(
   const maxDiffKeys = options.maxDiffKeys ?? 10;
   const maxMismatched = options.maxMismatchedChunks ?? 5;
   const upTo = options.upTo ?? null;
-  return withClient(change.connection, options.client, 'cutover-verify', async (client) => {
-    const queries = await chunkQueries(client, change);
-    const progress: VerifyProgress = {
-      after: options.after ?? null,
-      chunks: 0,
-      sourceRows: 0,
-      targetRows: 0,
-      mismatches: [],
-    };
-    for (;;) {
-      throwIfCancelled();
-      const after = progress.after;
-      const done = await inTransaction(
-        client,
-        async () => {
-          const head = queries(after !== null, upTo !== null);
-          const bounds = [...(after ?? []), ...(upTo ?? [])];
-          const s = await client.query<{ n: number; h: string | null; last: string[] | null }>(
-            head.source,
-            [...bounds, chunkSize],
-          );
-          const src = s.rows[0]!;
-          const full = src.n === chunkSize;
-          const chunkEnd = full ? src.last : upTo;
-          const q = queries(after !== null, chunkEnd !== null);
-          const chunkBounds = [...(after ?? []), ...(chunkEnd ?? [])];
-          const t = await client.query<{ n: number; h: string | null }>(q.target, chunkBounds);
-          const tgt = t.rows[0]!;
-          progress.chunks++;
-          progress.sourceRows += src.n;
-          progress.targetRows += tgt.n;
-          if (src.n !== tgt.n || src.h !== tgt.h) {
-            const [ds, dt] = [
-              await client.query<{ k: string[]; h: string }>(q.drillSource, chunkBounds),
-              await client.query<{ k: string[]; h: string }>(q.drillTarget, chunkBounds),
-            ];
-            progress.mismatches.push({
-              after,
-              upTo: chunkEnd,
-              range: describeRange(change.sourceKey, after, chunkEnd),
-              sourceRows: src.n,
-              targetRows: tgt.n,
-              differences: differences(ds.rows, dt.rows, maxDiffKeys),
-            });
-          }
-          progress.after = chunkEnd;
-          return !full;
-        },
-        'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
-      );
-      heartbeat(progress);
-      options.onProgress?.(progress);
-      if (done || progress.mismatches.length >= maxMismatched) break;
-    }
-    return { ok: progress.mismatches.length === 0, ...progress };
-  });
+  return withConnection(
+    { connection: change.connection, client: options.client },
+    'cutover-verify',
+    async (client) => {
+      const queries = await chunkQueries(client, change);
+      const progress: VerifyProgress = {
+        after: options.after ?? null,
+        chunks: 0,
+        sourceRows: 0,
+        targetRows: 0,
+        mismatches: [],
+      };
+      for (;;) {
+        throwIfCancelled();
+        const after = progress.after;
+        const done = await inTransaction(
+          client,
+          async () => {
+            const head = queries(after !== null, upTo !== null);
+            const bounds = [...(after ?? []), ...(upTo ?? [])];
+            const s = await client.query<{ n: number; h: string | null; last: string[] | null }>(
+              head.source,
+              [...bounds, chunkSize],
+            );
+            const src = s.rows[0]!;
+            const full = src.n === chunkSize;
+            const chunkEnd = full ? src.last : upTo;
+            const q = queries(after !== null, chunkEnd !== null);
+            const chunkBounds = [...(after ?? []), ...(chunkEnd ?? [])];
+            const t = await client.query<{ n: number; h: string | null }>(q.target, chunkBounds);
+            const tgt = t.rows[0]!;
+            progress.chunks++;
+            progress.sourceRows += src.n;
+            progress.targetRows += tgt.n;
+            if (src.n !== tgt.n || src.h !== tgt.h) {
+              const [ds, dt] = [
+                await client.query<{ k: string[]; h: string }>(q.drillSource, chunkBounds),
+                await client.query<{ k: string[]; h: string }>(q.drillTarget, chunkBounds),
+              ];
+              progress.mismatches.push({
+                after,
+                upTo: chunkEnd,
+                range: describeRange(change.sourceKey, after, chunkEnd),
+                sourceRows: src.n,
+                targetRows: tgt.n,
+                differences: differences(ds.rows, dt.rows, maxDiffKeys),
+              });
+            }
+            progress.after = chunkEnd;
+            return !full;
+          },
+          { mode: 'ISOLATION LEVEL REPEATABLE READ READ ONLY' },
+        );
+        heartbeat(progress);
+        options.onProgress?.(progress);
+        if (done || progress.mismatches.length >= maxMismatched) break;
+      }
+      return { ok: progress.mismatches.length === 0, ...progress };
+    },
+  );
 }
 
 /** One line per mismatched chunk, naming its range and differing keys. */
@@ -315,7 +319,7 @@ export async function runSqlChecks(
   checks: SqlCheck[],
   options: { client?: ClientBase } = {},
 ): Promise<SqlCheckResult[]> {
-  return withClient(connection, options.client, 'cutover-sqlcheck', (client) =>
+  return withConnection({ connection, client: options.client }, 'cutover-sqlcheck', (client) =>
     inTransaction(
       client,
       async () => {
@@ -333,7 +337,7 @@ export async function runSqlChecks(
         }
         return out;
       },
-      'BEGIN READ ONLY',
+      { mode: 'READ ONLY' },
     ),
   );
 }

@@ -1,0 +1,114 @@
+/**
+ * The building blocks of plan schemas, shared by the plan file schema (schema.ts) and every step
+ * kind's own schema (src/steps/<kind>/schema.ts). Every rule carries the message a user sees.
+ */
+import { z } from 'zod';
+import { isSafeIdent } from '../db/ident';
+import {
+  httpCheckSchema,
+  prometheusCheckSchema,
+  sqlCheckSchema as monitorSqlCheckBase,
+} from '../monitor/checks';
+import { expressionProblem, selectProblem } from './sql';
+
+export const identRule =
+  'use letters, digits and _ only (no quotes, semicolons, spaces or dots), start with a letter or _, at most 63 characters';
+
+export function requiredString(what: string) {
+  return z.string({
+    error: (iss) =>
+      iss.input === undefined ? `is required: ${what}` : `must be a string: ${what}`,
+  });
+}
+
+export const identifier = (what: string) =>
+  requiredString(what).refine(isSafeIdent, {
+    error: (iss) => `${JSON.stringify(iss.input)} is not a safe identifier: ${identRule}`,
+  });
+
+/** "schema.table" or "table"; each part a safe identifier. */
+export const tableName = (what: string) =>
+  requiredString(what).refine(
+    (v) => {
+      const parts = v.split('.');
+      return parts.length <= 2 && parts.every(isSafeIdent);
+    },
+    {
+      error: (iss) =>
+        `${JSON.stringify(iss.input)} is not a safe table name: write table or schema.table; in each part ${identRule}`,
+    },
+  );
+
+export const expression = requiredString('a SQL expression').superRefine((v, ctx) => {
+  const problem = expressionProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: `expression ${problem}` });
+});
+
+/** { column: expression } with every column a safe identifier. */
+export const columnMap = z.record(z.string(), expression).superRefine((rec, ctx) => {
+  for (const col of Object.keys(rec)) {
+    if (!isSafeIdent(col))
+      ctx.addIssue({
+        code: 'custom',
+        path: [col],
+        message: `column name ${JSON.stringify(col)} is not a safe identifier: ${identRule}`,
+      });
+  }
+});
+
+export const int = (what: string, min: number, max: number) =>
+  z
+    .number({ error: `must be a whole number: ${what}` })
+    .int({ error: `must be a whole number: ${what}` })
+    .min(min, { error: `must be at least ${min}: ${what}` })
+    .max(max, { error: `must be at most ${max}: ${what}` });
+
+export const scalar = z.union([z.number(), z.string(), z.boolean(), z.null()], {
+  error: 'must be a number, string, boolean or null (the value the query returns)',
+});
+
+export const sqlCheckSchema = z.strictObject({
+  name: requiredString('a short description shown in reports').min(1, {
+    error: 'must not be empty',
+  }),
+  sql: requiredString('a SELECT returning one value').superRefine(selectOnly),
+  expect: scalar,
+});
+
+export function selectOnly(v: string, ctx: z.core.$RefinementCtx<string>): void {
+  const problem = selectProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+}
+
+/**
+ * A monitoring check (src/monitor/checks.ts, run by the monitorChecks activity during a window):
+ * http | sql (query compared with a threshold) | prometheus. Same shape as the activity's
+ * checkSchema, with two plan rules on top: an sql check's query must be one SELECT, and its
+ * connection defaults to the plan's connection (filled in when the stages are resolved), not to
+ * "default".
+ */
+export const monitorCheckSchema = z.discriminatedUnion(
+  'kind',
+  [
+    httpCheckSchema,
+    monitorSqlCheckBase.extend({
+      connection: identifier('a named connection').optional(),
+      query: requiredString('a SELECT returning one number').superRefine(selectOnly),
+    }),
+    prometheusCheckSchema,
+  ],
+  {
+    error: (iss) =>
+      iss.code === 'invalid_union'
+        ? 'a check needs kind: http (a health URL), sql (a query compared with a threshold) or prometheus (a PromQL query compared with a threshold)'
+        : undefined,
+  },
+);
+
+export const stepName = requiredString('a step name')
+  .min(1)
+  .max(63)
+  .regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, { error: 'use letters, digits, _ and - only' });
+
+export type SqlCheck = z.output<typeof sqlCheckSchema>;
+export type PlanMonitorCheck = z.output<typeof monitorCheckSchema>;

@@ -1,0 +1,21 @@
+/**
+ * What a step's `validate` gets. It runs inside the plan check's transaction, which is always
+ * rolled back: the new table exists there (created from the plan's DDL), nothing else changed.
+ * A validate reads the catalog and compiles SQL (under savepoints, src/db/probe.ts), and reports
+ * problems instead of throwing them; it never writes.
+ */
+import type { ClientBase } from 'pg';
+import type { PlanFile } from '../plan/schema';
+import type { ResolvedChange } from '../plan/types';
+
+export interface ValidateContext {
+  client: ClientBase;
+  plan: PlanFile;
+  change: ResolvedChange;
+  readsOnly: boolean;
+  /** Where the step sits in the plan file, e.g. `stages[1].steps[0]`, or its default's origin. */
+  path: string;
+  /** The environment the worker will have (the CLI's: workers need the same variables). */
+  env: NodeJS.ProcessEnv;
+  problem(path: string, message: string): void;
+}
