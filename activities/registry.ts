@@ -16,7 +16,8 @@ import * as route from '../src/steps/route/route';
 import * as shadow from '../src/steps/shadow/table';
 import * as sync from '../src/steps/sync/triggers';
 import * as verifying from '../src/steps/verify/tables';
-import * as backfill from './backfill';
+import * as backfill from '../src/steps/backfill/activity';
+import { backfillValidate as validateBackfill } from '../src/steps/backfill';
 import * as migrations from './migrations';
 
 // Adapters take exactly the activity's argument: the library functions' optional second
@@ -44,7 +45,7 @@ export const backfillRun = activity(backfill.backfillRun);
 export const backfillControl = activity(backfill.backfillControl);
 export const backfillSplitRanges = activity(backfill.backfillSplitRanges);
 export const backfillUndo = activity(backfill.backfillUndo);
-export const backfillValidate = activity(backfill.backfillValidate);
+export const backfillValidate = activity(validateBackfill);
 export const verify = activity((input: verifying.VerifyInput) => verifying.verify(input));
 export const sqlcheck = activity(verifying.sqlcheck);
 export const routeSet = activity(route.routeSet);

@@ -39,9 +39,9 @@ export function stepKindsTable(): string[] {
     const s: StepSpec<never> = stepSpecs[kind];
     const undo =
       s.undo.kind === 'undo'
-        ? `undo ${s.undo.text}`
+        ? `undo: ${s.undo.text}`
         : s.undo.kind === 'none'
-          ? `no undo: ${s.undo.text}`
+          ? `no undo, point of no return: ${s.undo.text}`
           : `nothing to undo: ${s.undo.text}`;
     return [`\`${kind}\``, s.fields, `${s.summary}; ${undo}`];
   });

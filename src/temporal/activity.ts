@@ -197,7 +197,7 @@ export function activity<A extends unknown[], R>(
   };
   // The worker registers activities under their export names; keep the function's own name for
   // stack traces.
-  Object.defineProperty(wrapped, 'name', { value: fn.name });
+  if (fn.name) Object.defineProperty(wrapped, 'name', { value: fn.name });
   return wrapped;
 }
 

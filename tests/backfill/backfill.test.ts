@@ -12,8 +12,8 @@ import {
   backfillRun,
   backfillSplitRanges,
   backfillUndo,
-  backfillValidate,
-} from '../../activities/backfill';
+} from '../../src/steps/backfill/activity';
+import { backfillValidate } from '../../src/steps/backfill';
 import { runBackfill, type BackfillProgress, type GhostGuard } from '../../src/backfill/core';
 import { accountsChange, createAccounts, mappingDifferences, startWorkload } from './support';
 

@@ -46,3 +46,5 @@ export async function backfillValidate(input: { change: ResolvedChange }): Promi
       `backfill of plan "${input.change.name}" cannot run: ${problems.join('; ')}`,
     );
 }
+
+export { backfillRun as run, backfillUndo as undo } from './activity';

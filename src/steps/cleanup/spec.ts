@@ -9,7 +9,7 @@ export const spec: StepSpec<ResolvedStepOf<'cleanup'>> = {
     'waits out `run.rollbackWindowSeconds`, drops the triggers, archives the old table (renames it), or with `drop` drops it after `retentionHours`',
   undo: {
     kind: 'none',
-    text: 'point of no return: the old table is no longer kept in sync',
+    text: 'from here on the old table is no longer kept in sync',
   },
   once: true,
   options: () => shortActivity,

@@ -6,24 +6,23 @@
  */
 import { Context } from '@temporalio/activity';
 import type { ClientBase } from 'pg';
-import { withConnection } from '../src/temporal/activity';
-import type { ResolvedChange } from '../src/plan/types';
+import { withConnection } from '../../temporal/activity';
+import type { ResolvedChange } from '../../plan/types';
 import {
   runBackfill,
   type BackfillProgress,
   type BackfillThrottle,
   type GhostGuard,
   type KeyRange,
-} from '../src/backfill/core';
+} from '../../backfill/core';
 import {
   clearBackfillControl,
   ensureControlTable,
   readBackfillControl,
   setBackfillControl,
-} from '../src/backfill/control';
-import { splitKeyRanges, type PlannedRange } from '../src/backfill/ranges';
+} from '../../backfill/control';
+import { splitKeyRanges, type PlannedRange } from '../../backfill/ranges';
 
-export { backfillValidate } from '../src/steps/backfill';
 export type { BackfillProgress, BackfillThrottle, GhostGuard, KeyRange, PlannedRange };
 
 export interface BackfillInput {
