@@ -35,16 +35,10 @@ function commentBody(c: Comment): string {
 }
 
 /**
- * Exactly the runner's rule (src/migrate/files.ts): the directive counts only on one of the
- * first 5 lines, as a `--` comment. The lint must agree with the runner, or CONCURRENTLY would
- * pass the lint and then fail inside the runner's transaction.
+ * Exactly the runner's rule, from the runner (src/migrate/files.ts): the lint must agree with
+ * it, or CONCURRENTLY would pass the lint and then fail inside the runner's transaction.
  */
-const NO_TRANSACTION_LINE = /^\s*--\s*cutover:no-transaction\b/m;
-const HEADER_LINES = 5;
-
-export function sqlHasNoTransactionDirective(sql: string): boolean {
-  return NO_TRANSACTION_LINE.test(sql.split('\n').slice(0, HEADER_LINES).join('\n'));
-}
+export { sqlHasNoTransactionDirective } from '../migrate/files';
 
 export function parseIgnoreDirectives(comments: Comment[]): {
   ignores: IgnoreDirective[];

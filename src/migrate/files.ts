@@ -12,7 +12,17 @@ import { UserError } from '../errors';
  * statements one by one outside a transaction (CREATE INDEX CONCURRENTLY and friends).
  */
 export const FILE_PATTERN = /^(\d{4,})_([a-z0-9_]+)\.(up|down)\.sql$/;
-export const NO_TRANSACTION_DIRECTIVE = /^\s*--\s*cutover:no-transaction\b/m;
+const NO_TRANSACTION_LINE = /^\s*--\s*cutover:no-transaction\b/m;
+const HEADER_LINES = 5;
+
+/**
+ * The runner's rule, and the lint's (src/lint/directives.ts re-exports it, so the two cannot
+ * disagree): the directive counts only as a `--` comment on one of the first 5 lines. A
+ * directive further down would be easy to miss when reviewing.
+ */
+export function sqlHasNoTransactionDirective(sql: string): boolean {
+  return NO_TRANSACTION_LINE.test(sql.split('\n').slice(0, HEADER_LINES).join('\n'));
+}
 
 export interface MigrationScript {
   path: string;
@@ -38,9 +48,7 @@ export function sha256(text: string): string {
 
 function readScript(path: string): MigrationScript {
   const sql = readFileSync(path, 'utf8');
-  // Only the header counts: a directive further down would be easy to miss when reviewing.
-  const header = sql.split('\n').slice(0, 5).join('\n');
-  return { path, sql, noTransaction: NO_TRANSACTION_DIRECTIVE.test(header) };
+  return { path, sql, noTransaction: sqlHasNoTransactionDirective(sql) };
 }
 
 /**

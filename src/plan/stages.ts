@@ -1,5 +1,5 @@
 /**
- * The stage list as data: the workflow walks it step by step. Defaults follow DESIGN.md —
+ * The stage list as data: the workflow walks it step by step. Defaults follow docs/design.md —
  * prepare → validate → approval → shift → approval → cleanup — and a plan may replace them with
  * its own `stages` (e.g. to add hooks). Every step gets a unique `id` for status and signals.
  */

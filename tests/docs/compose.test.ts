@@ -80,7 +80,7 @@ function envNamesReadBy(file: string): Set<string> {
 }
 
 describe('docker-compose.yml services', () => {
-  it('has the whole local stack of DESIGN.md', () => {
+  it('has the whole local stack of docs/design.md', () => {
     for (const repo of [
       'temporalio/server',
       'temporalio/ui',

@@ -204,7 +204,7 @@ describe('exact verification', () => {
   });
 
   it('never raises a false alarm while synced writes run concurrently', async () => {
-    // A minimal forward sync (the real triggers live in activities/sync-triggers.ts).
+    // A minimal forward sync (the real triggers live in src/steps/sync/triggers.ts).
     await client.query(`
       CREATE FUNCTION test_sync() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN

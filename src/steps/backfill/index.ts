@@ -1,6 +1,6 @@
 /**
  * Step kind `backfill`, I/O: validate here; run / undo are the backfillRun / backfillUndo
- * activities (activities/backfill.ts over src/backfill). The copy's INSERT … SELECT is the sync
+ * activities (./activity.ts over src/backfill). The copy's INSERT … SELECT is the sync
  * step's forward upsert without the trigger, so compiling the mapping is the sync step's
  * validate (one compile, not one per step).
  */
