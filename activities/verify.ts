@@ -23,6 +23,7 @@ import {
 import { tableColumns, tableOid } from '../src/plan/catalog';
 import type { SqlCheck } from '../src/plan/schema';
 import type { ResolvedChange } from '../src/plan/types';
+import { drainSyncDebt } from '../src/backfill/sync-debt';
 
 export interface VerifyOptions {
   /** Use this client instead of opening one from the change's named connection. */
@@ -268,6 +269,11 @@ export interface VerifyInput {
  */
 export async function verify(input: VerifyInput): Promise<VerifyResult> {
   const resumed = previousHeartbeat<VerifyProgress>();
+  // Keys the sync triggers could not copy exactly (REPEATABLE READ writers, hot keys on both
+  // sides) are settled first; verification then proves the tables equal.
+  await withClient(input.change.connection, undefined, 'cutover-verify', (c) =>
+    drainSyncDebt(c, input.change, { onProgress: () => heartbeat(resumed) }),
+  );
   const result = await verifyTables(input.change, {
     chunkSize: input.verify?.chunkSize,
     maxDiffKeys: input.verify?.maxDiffKeys,
