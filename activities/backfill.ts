@@ -24,6 +24,7 @@ import {
   setBackfillControl,
 } from '../src/backfill/control';
 import { splitKeyRanges, type PlannedRange } from '../src/backfill/ranges';
+import { drainSyncDebt } from '../src/backfill/sync-debt';
 
 export type { BackfillProgress, BackfillThrottle, GhostGuard, KeyRange, PlannedRange };
 
@@ -112,6 +113,9 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
       signal: ctx.cancellationSignal,
     });
     if (result.cancelled) await ctx.cancelled; // rejects with the CancelledFailure
+    // REPEATABLE READ writers may have missed rows the batches committed after their snapshot;
+    // their keys are in the sync debt. Settled here so the tables are equal when the copy ends.
+    await drainSyncDebt(client, input.change, { onProgress: () => ctx.heartbeat(result.progress) });
     return result.progress;
   });
 }

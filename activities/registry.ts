@@ -4,7 +4,7 @@
  */
 export { backupRun, backupValidate } from './backup';
 export { shadowRun, shadowUndo, shadowBuildIndexes, shadowValidate } from './shadow';
-export { syncRun, syncUndo, syncValidate } from './sync-triggers';
+export { syncDrain, syncRun, syncUndo, syncValidate } from './sync-triggers';
 export {
   backfillRun,
   backfillControl,

@@ -30,6 +30,7 @@ import {
   debtTable,
   drainSyncDebt,
   ensureDebtTable,
+  type DrainResult,
 } from '../src/backfill/sync-debt';
 
 export type SyncDirection = 'forward' | 'reverse';
@@ -536,6 +537,15 @@ export async function enableReverse(input: SyncInput): Promise<void> {
     if (problems.length) throw new UserError(`reverse sync: ${problems.join('; ')}`);
     await installWith(c, input.change, ['reverse'], input.lockRetry);
   });
+}
+
+/**
+ * Settles the sync debt (keys the triggers could not copy exactly; see src/backfill/sync-debt).
+ * The workflow runs it while traffic is routed, every check interval; verification and the
+ * final drop of the sync drain too.
+ */
+export async function syncDrain(input: { change: ResolvedChange }): Promise<DrainResult> {
+  return withConnection(input.change, (c) => drainSyncDebt(c, input.change, { timeoutMs: 20_000 }));
 }
 
 /** Drops only the reverse trigger (undo of enableReverse); idempotent. */

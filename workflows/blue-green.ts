@@ -12,6 +12,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -295,6 +296,16 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     }
   };
 
+  /**
+   * Keys the sync triggers could not copy exactly (SERIALIZABLE writers, hot keys written
+   * through both tables) are settled after each route change and after each monitoring
+   * window: periodic while traffic is routed, with a history that grows per step, not per
+   * interval. Verification and the final drop of the sync drain as well.
+   */
+  const drainSyncDebt = async () => {
+    if (patched('sync-debt-drain')) await short.syncDrain({ change });
+  };
+
   const backfill = async () => {
     const parts = plan.backfill.parallelRanges ?? 1;
     const a = plan.backfill.adaptive;
@@ -366,10 +377,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
           });
         await short.routeSet({ ...target, percent: step.percent });
         status.routePercent = step.percent;
+        await drainSyncDebt();
         return;
       }
       case 'monitor':
         await monitorWindow(step.seconds, step.checks ?? []);
+        await drainSyncDebt();
         return;
       case 'hook':
         await short.hookRun(step.hook);

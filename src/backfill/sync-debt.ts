@@ -204,7 +204,9 @@ export async function drainSyncDebt(
   options: DrainOptions = {},
 ): Promise<DrainResult> {
   const result: DrainResult = { pairs: 0, settled: 0, remaining: 0 };
-  if (!(await debtTableExists(client))) return result;
+  // Cheap when there is nothing to do (the usual case), and safe for a plan whose tables are
+  // not there (yet): the key types below are only looked up when debt exists.
+  if (!(await syncDebtCount(client, change.name))) return result;
   const batchSize = options.batchSize ?? 500;
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   const sql = reconcileSql(
