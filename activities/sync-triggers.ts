@@ -228,8 +228,7 @@ LANGUAGE plpgsql AS ${DOLLAR_TAG}
 #variable_conflict use_column
 DECLARE
   prev_guard text := current_setting(${guard}, true);
-  prev_lock_timeout text := current_setting('lock_timeout');
-  n bigint;
+  n bigint;${spec.direction === 'reverse' ? "\n  prev_lock_timeout text := current_setting('lock_timeout');" : ''}
 BEGIN
   -- cutover ${spec.direction} sync of plan ${sqlLiteral(change.name)}: ${spec.from.schema}.${spec.from.table} -> ${spec.to.schema}.${spec.to.table}${nested}
   PERFORM set_config(${guard}, 'on', true);${main}

@@ -280,3 +280,73 @@ describe('sync under concurrent load', () => {
     await removeSync(client, { change: items });
   }, 90_000);
 });
+
+describe('sync debt, step by step', () => {
+  it('a REPEATABLE READ delete of a row copied after its snapshot records debt; the drain removes the ghost', async () => {
+    await removeSync(client, { change: accounts });
+    await createAccounts(db.pool, 10);
+    await installSync(client, { change: accounts, directions: 'forward' });
+    const app = await db.pool.connect();
+    try {
+      await app.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await app.query('SELECT 1'); // snapshot: the new table is still empty
+      const bf = new pg.Client({ connectionString: db.url });
+      await bf.connect();
+      await runBackfill(bf, accounts).finally(() => bf.end());
+      await app.query('DELETE FROM accounts WHERE tenant = 1 AND id = 1');
+      await app.query(`UPDATE accounts SET balance = 99 WHERE tenant = 2 AND id = 2`);
+      await app.query('COMMIT'); // neither a 40001 nor a silent miss
+    } finally {
+      app.release();
+    }
+    // The ghost (1) and the stale balance (1 row each way).
+    expect(await mappingDifferences(db.pool)).toBe(3);
+    expect(await syncDebtCount(client, accounts.name)).toBe(3); // delete: OLD; update: OLD + NEW
+    const drained = await drainSyncDebt(client, accounts);
+    expect(drained).toEqual({ pairs: 2, settled: 3, remaining: 0 });
+    expect(await mappingDifferences(db.pool)).toBe(0);
+    await removeSync(client, { change: accounts });
+  });
+
+  it("drains inside a caller's transaction (the swap) and before the triggers are dropped", async () => {
+    await createItems(3);
+    await installSync(client, { change: items, directions: 'both' });
+    // Two differing pairs with debt, as a reverse copy that could not wait would leave them.
+    const insertDebt = async (id: number) =>
+      db.pool.query(
+        `INSERT INTO cutover.sync_debt (migration, direction, old_key, new_key)
+         VALUES ($1, 'reverse', ARRAY[$2::text], ARRAY[$2::text])`,
+        [items.name, id],
+      );
+    const diverge = async (id: number) => {
+      const c = await db.pool.connect();
+      try {
+        await c.query('BEGIN');
+        await c.query(`SELECT set_config($1, 'on', true)`, [syncNames(items).guardSetting]);
+        await c.query('UPDATE items_v2 SET v = 42 WHERE id = $1', [id]);
+        await c.query('COMMIT');
+      } finally {
+        c.release();
+      }
+      await insertDebt(id);
+    };
+    await diverge(1);
+    expect(await itemsDifferences()).toBe(2);
+    const c = await db.pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('LOCK TABLE items, items_v2 IN ACCESS EXCLUSIVE MODE');
+      const r = await drainSyncDebt(c, items, { inTransaction: true });
+      expect(r).toEqual({ pairs: 1, settled: 1, remaining: 0 });
+      await c.query('COMMIT');
+    } finally {
+      c.release();
+    }
+    expect(await itemsDifferences()).toBe(0);
+    expect((await db.pool.query('SELECT v FROM items WHERE id = 1')).rows[0].v).toBe('42');
+    await diverge(2);
+    await removeSync(client, { change: items });
+    expect(await itemsDifferences()).toBe(0);
+    expect(await syncDebtCount(client, items.name)).toBe(0);
+  });
+});
