@@ -153,8 +153,8 @@ export function buildSyncSql(
           exact
             ? ''
             : `
-      GET DIAGNOSTICS n = ROW_COUNT;
-      IF n = 0 THEN${debt('OLD')}
+      GET DIAGNOSTICS cutover_rows = ROW_COUNT;
+      IF cutover_rows = 0 THEN${debt('OLD')}
       END IF;`
         }
     END IF;`;
@@ -201,7 +201,7 @@ export function buildSyncSql(
       IF ${rc} THEN${body(true)}
       ELSE${body(false)}
       END IF;
-      PERFORM set_config('lock_timeout', prev_lock_timeout, true);
+      PERFORM set_config('lock_timeout', cutover_prev_lock_timeout, true);
     EXCEPTION WHEN ${caught} THEN${debtBoth}
     END;
   END IF;`;
@@ -212,7 +212,7 @@ export function buildSyncSql(
   const nested =
     spec.direction === 'forward'
       ? `
-  IF prev_guard = 'on' THEN
+  IF cutover_prev_guard = 'on' THEN
     IF TG_OP <> 'DELETE' THEN
       BEGIN${upsertNew(onConflictIfDifferent)}
       EXCEPTION WHEN ${caught} THEN${debt('NEW')}
@@ -227,12 +227,12 @@ export function buildSyncSql(
 LANGUAGE plpgsql AS ${DOLLAR_TAG}
 #variable_conflict use_column
 DECLARE
-  prev_guard text := current_setting(${guard}, true);
-  n bigint;${spec.direction === 'reverse' ? "\n  prev_lock_timeout text := current_setting('lock_timeout');" : ''}
+  cutover_prev_guard text := current_setting(${guard}, true);
+  cutover_rows bigint;${spec.direction === 'reverse' ? "\n  cutover_prev_lock_timeout text := current_setting('lock_timeout');" : ''}
 BEGIN
   -- cutover ${spec.direction} sync of plan ${sqlLiteral(change.name)}: ${spec.from.schema}.${spec.from.table} -> ${spec.to.schema}.${spec.to.table}${nested}
   PERFORM set_config(${guard}, 'on', true);${main}
-  PERFORM set_config(${guard}, coalesce(prev_guard, ''), true);
+  PERFORM set_config(${guard}, coalesce(cutover_prev_guard, ''), true);
   RETURN NULL;
 END
 ${DOLLAR_TAG}`;
