@@ -41,6 +41,7 @@ export const shadowValidate = activity((plan: Parameters<typeof shadow.shadowVal
 export const syncRun = activity(sync.syncRun);
 export const syncUndo = activity(sync.syncUndo);
 export const syncValidate = activity(sync.syncValidate);
+export const syncDrain = activity(sync.syncDrain);
 export const backfillRun = activity(backfill.backfillRun);
 export const backfillControl = activity(backfill.backfillControl);
 export const backfillSplitRanges = activity(backfill.backfillSplitRanges);

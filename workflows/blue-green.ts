@@ -11,6 +11,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -258,6 +259,16 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     }
   };
 
+  /**
+   * Keys the sync triggers could not copy exactly (SERIALIZABLE writers, hot keys written
+   * through both tables) are settled after each route change and after each monitoring
+   * window: periodic while traffic is routed, with a history that grows per step, not per
+   * interval. Verification and the final drop of the sync drain as well.
+   */
+  const drainSyncDebt = async () => {
+    if (patched('sync-debt-drain')) await control.syncDrain({ change });
+  };
+
   const backfill = async (step: ResolvedStepOf<'backfill'>) => {
     const parts = plan.backfill.parallelRanges ?? 1;
     const a = plan.backfill.adaptive;
@@ -346,8 +357,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         });
       await runOf('route', step).routeSet({ ...target, percent: step.percent });
       status.routePercent = step.percent;
+      await drainSyncDebt();
     },
-    monitor: (step) => monitorWindow(step),
+    monitor: async (step) => {
+      await monitorWindow(step);
+      await drainSyncDebt();
+    },
     hook: async (step) => {
       await runOf('hook', step).hookRun(step.hook);
       undos.push({ step: step.id, run: () => undoOf('hook', step).hookUndo(step.hook) });

@@ -28,6 +28,25 @@ describe('cutover plan', () => {
     expect(r.stdout).toMatch(/two-way/);
     expect(r.stdout).toMatch(/first_name ← split_part\(name, ' ', 1\)/);
     expect(r.stdout).toMatch(/shift +route 10% → monitor 600s → route 50% → monitor 1800s/);
+    expect(r.stdout).toMatch(/triggers +none on public\.customers/);
+  });
+
+  it("check lists the source table's own triggers", async () => {
+    await db.pool.query(`
+      CREATE FUNCTION touch_customer() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RETURN NEW; END $$;
+      CREATE TRIGGER touch BEFORE INSERT OR UPDATE ON customers
+        FOR EACH ROW EXECUTE FUNCTION touch_customer();`);
+    try {
+      const r = await runCli(['plan', 'check', 'plans/split-name.yaml'], env());
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/triggers +on public\.customers \(the new table gets none/);
+      expect(r.stdout).toContain(
+        'touch: BEFORE INSERT OR UPDATE FOR EACH ROW → public.touch_customer()',
+      );
+    } finally {
+      await db.pool.query('DROP TRIGGER touch ON customers; DROP FUNCTION touch_customer()');
+    }
   });
 
   it('check --json prints the workflow input', async () => {

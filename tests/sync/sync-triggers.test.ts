@@ -209,9 +209,10 @@ describe('sync triggers', () => {
     });
     await syncRun({ change, directions: 'both' }); // idempotent install
     const installed = await catalogSnapshot();
-    expect(installed.length).toBe(before.length + 4);
+    // forward + reverse trigger and function, TRUNCATE guard function and its two triggers
+    expect(installed.length).toBe(before.length + 7);
     await disableReverse({ change });
-    expect((await catalogSnapshot()).length).toBe(before.length + 2);
+    expect((await catalogSnapshot()).length).toBe(before.length + 5);
     await enableReverse({ change });
     expect(await catalogSnapshot()).toEqual(installed);
     await syncUndo({ change });

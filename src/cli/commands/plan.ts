@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { connectionUrl, openClient } from '../../db/connect';
 import { UserError } from '../../errors';
 import { checkPlan } from '../../plan/check';
+import { describeTriggers, tableTriggers } from '../../plan/triggers';
 import { formatProblem, loadPlanFile } from '../../plan/load';
 import type { ResolvedPlan } from '../../plan/resolved';
 import type { PlanFile } from '../../plan/schema';
@@ -98,8 +99,12 @@ The database comes from the plan's connection (default: DATABASE_URL; a connecti
                 report.problems.map((p) => formatProblem(report.fileName, p)).join('\n'),
             );
           }
+          const source = report.plan!.change.source;
+          const triggers = describeTriggers(source, await tableTriggers(client, source));
           process.stdout.write(
-            opts.json ? `${JSON.stringify(report.plan, null, 2)}\n` : renderSummary(report.plan!),
+            opts.json
+              ? `${JSON.stringify(report.plan, null, 2)}\n`
+              : renderSummary(report.plan!) + triggers.join('\n') + '\n',
           );
         } finally {
           await client.end().catch(() => {});

@@ -22,6 +22,7 @@ import {
   setBackfillControl,
 } from '../../backfill/control';
 import { splitKeyRanges, type PlannedRange } from '../../backfill/ranges';
+import { drainSyncDebt } from '../sync/debt';
 
 export type { BackfillProgress, BackfillThrottle, GhostGuard, KeyRange, PlannedRange };
 
@@ -79,6 +80,9 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
       signal: ctx.cancellationSignal,
     });
     if (result.cancelled) await ctx.cancelled; // rejects with the CancelledFailure
+    // REPEATABLE READ writers may have missed rows the batches committed after their snapshot;
+    // their keys are in the sync debt. Settled here so the tables are equal when the copy ends.
+    await drainSyncDebt(client, input.change, { onProgress: () => ctx.heartbeat(result.progress) });
     return result.progress;
   });
 }

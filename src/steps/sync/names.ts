@@ -27,6 +27,9 @@ export interface SyncNames {
   forwardTrigger: string;
   reverseFunction: string;
   reverseTrigger: string;
+  /** BEFORE TRUNCATE statement trigger (same name on both tables) and its function. */
+  truncateFunction: string;
+  truncateTrigger: string;
   /**
    * Transaction-local setting that marks "this write is cutover's own copy": set while a sync
    * trigger (or the backfill) writes the other table, checked in the triggers' WHEN clause.
@@ -45,6 +48,8 @@ export function syncNames(change: Pick<ResolvedChange, 'name'>): SyncNames {
     forwardTrigger: objectName('cutover_sync_fwd', change.name),
     reverseFunction: objectName('cutover_sync_rev', change.name),
     reverseTrigger: objectName('cutover_sync_rev', change.name),
+    truncateFunction: objectName('cutover_sync_trunc', change.name),
+    truncateTrigger: objectName('cutover_sync_trunc', change.name),
     guardSetting: `cutover.sync_${safe}_${shortHash(change.name)}`,
   };
 }

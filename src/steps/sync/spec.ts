@@ -5,8 +5,8 @@ import type { StepSpec } from '../types';
 
 export const spec: StepSpec<ResolvedStepOf<'sync'>> = {
   fields: '—',
-  summary: 'installs sync triggers (both directions unless reads-only)',
-  undo: { kind: 'undo', text: 'drops them' },
+  summary: 'installs sync triggers (both directions unless reads-only) and the TRUNCATE guard',
+  undo: { kind: 'undo', text: 'settles the sync debt and drops them' },
   once: true,
   required: 'the new table cannot be filled without it',
   after: [{ kind: 'shadow', why: 'the triggers write into the new table' }],

@@ -23,6 +23,7 @@ import {
 import { tableColumns, tableOid } from '../../plan/catalog';
 import type { SqlCheck } from '../../plan/schema';
 import type { ResolvedChange } from '../../plan/types';
+import { drainSyncDebt } from '../sync/debt';
 
 export interface VerifyOptions {
   /** Use this client instead of opening one from the change's named connection. */
@@ -272,6 +273,11 @@ export interface VerifyInput {
  */
 export async function verify(input: VerifyInput): Promise<VerifyResult> {
   const resumed = previousHeartbeat<VerifyProgress>();
+  // Keys the sync triggers could not copy exactly (REPEATABLE READ writers, hot keys on both
+  // sides) are settled first; verification then proves the tables equal.
+  await withConnection(input.change.connection, 'cutover-verify', (c) =>
+    drainSyncDebt(c, input.change, { onProgress: () => heartbeat(resumed) }),
+  );
   const result = await verifyTables(input.change, {
     chunkSize: input.verify?.chunkSize,
     maxDiffKeys: input.verify?.maxDiffKeys,
