@@ -24,6 +24,7 @@ import { PlanError, type PlanProblem } from './load';
 import type { PlanRunSettings, ResolvedPlan } from './resolved';
 import type { PlanFile, PlanMonitorCheck, SqlCheck } from './schema';
 import { referencedColumns, splitTargetDdl } from './sql';
+import { type PreflightSpec, preflightSpec, runPreflight } from './preflight';
 import { offlineProblems, withConnection } from './stages';
 import type { ColumnMapping, TableRef } from './types';
 
@@ -31,6 +32,11 @@ export interface CheckOptions {
   fileName?: string;
   /** lock_timeout for the check's own transaction (default 2000 ms). */
   lockTimeoutMs?: number;
+  /**
+   * Prove over the whole table that every row maps (preflight.ts); default true. The run does it
+   * again before its first write, so a caller about to start a run may skip it here.
+   */
+  preflight?: boolean;
 }
 
 export interface CheckReport {
@@ -258,11 +264,30 @@ export async function checkPlan(
   client: ClientBase,
   options: CheckOptions = {},
 ): Promise<CheckReport> {
+  const { report, spec } = await checkDefinition(plan, client, options);
+  if (!report.ok || !spec || options.preflight === false) return report;
+  // Outside the rolled-back transaction: a whole-table scan must not hold one snapshot throughout.
+  const pre = await runPreflight(client, report.plan!.change, spec, {
+    throttle: {
+      batchSize: plan.backfill.batchSize,
+      pauseMs: plan.backfill.pauseMs,
+      adaptive: plan.backfill.adaptive,
+    },
+  });
+  return pre.ok ? report : { ok: false, fileName: report.fileName, problems: pre.problems };
+}
+
+/** Everything but the data pre-flight, in one transaction that is always rolled back. */
+async function checkDefinition(
+  plan: PlanFile,
+  client: ClientBase,
+  options: CheckOptions,
+): Promise<{ report: CheckReport; spec?: PreflightSpec }> {
   const fileName = options.fileName ?? 'plan.yaml';
   const { problems, stages } = offlineProblems(plan);
   const { source, target, ddl, problems: nameProblems } = planTables(plan);
   problems.push(...nameProblems);
-  const fail = (): CheckReport => ({ ok: false, fileName, problems });
+  const fail = () => ({ report: { ok: false, fileName, problems } });
 
   await client.query('BEGIN');
   try {
@@ -387,6 +412,7 @@ export async function checkPlan(
         targetKey: key,
         up,
         ...(down ? { down } : {}),
+        ...(plan.mapping.lossy !== undefined ? { lossy: plan.mapping.lossy } : {}),
       },
       readsOnly,
       targetDdl: ddl.map((d) => d.sql),
@@ -405,7 +431,13 @@ export async function checkPlan(
       stages,
       settings: runSettings(plan),
     };
-    return { ok: true, fileName, problems: [], plan: resolved };
+    const spec = await preflightSpec(client, resolved.change, {
+      sourceColumns,
+      sourceUnique: await uniqueIndexes(client, sourceOid),
+      targetColumns,
+      targetUnique: await uniqueIndexes(client, targetOid),
+    });
+    return { report: { ok: true, fileName, problems: [], plan: resolved }, spec };
   } finally {
     await client.query('ROLLBACK');
   }
