@@ -8,9 +8,12 @@ import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { connectionUrl, openClient } from '../src/db/connect';
 import { quoteIdent, quoteQualified } from '../src/db/ident';
+import { ApplicationFailure } from '@temporalio/common';
 import { UserError } from '../src/errors';
 import type { ResolvedChange } from '../src/plan/types';
 import {
+  BackfillDataError,
+  isDataError,
   runBackfill,
   type BackfillProgress,
   type BackfillThrottle,
@@ -110,6 +113,16 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
       getControl: () => readBackfillControl(client, input.change.name),
       onProgress: (p) => ctx.heartbeat(p),
       signal: ctx.cancellationSignal,
+    }).catch((err: unknown) => {
+      // The data will be the same on every attempt: fail the step now, naming the row.
+      if (err instanceof BackfillDataError)
+        throw ApplicationFailure.nonRetryable(err.message, 'DataError', {
+          key: err.key,
+          sqlState: err.sqlState,
+        });
+      if (isDataError(err))
+        throw ApplicationFailure.nonRetryable((err as Error).message, 'DataError');
+      throw err;
     });
     if (result.cancelled) await ctx.cancelled; // rejects with the CancelledFailure
     return result.progress;
