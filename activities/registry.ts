@@ -13,6 +13,7 @@ export {
   backfillValidate,
 } from './backfill';
 export { verify, sqlcheck } from './verify';
+export { preflight } from './preflight';
 export { routeSet, routeUndo, routeValidate } from './route';
 export { monitorChecks, monitorValidate } from './monitor';
 export { hookRun, hookUndo, hookValidate } from './hook';

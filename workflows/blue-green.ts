@@ -12,6 +12,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -401,6 +402,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   };
 
   const runbook = async () => {
+    // Runs started before the pre-flight existed go on without it (their history has no marker).
+    if (patched('preflight-before-first-write')) {
+      status.step = 'preflight';
+      setCurrentDetails(`**${change.name}**: pre-flight: checking that every row maps`);
+      await long.preflight(plan);
+    }
     for (const stage of plan.stages) {
       setStage(stage.name);
       for (const step of stage.steps) {
@@ -446,7 +453,10 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
 
   status.state = 'rolling-back';
   status.abortReason = reason;
+  // The cause (with the offending key, for data errors) is visible while the undos run.
+  if (failure) status.error = describe(failure);
   setStage('rolling-back');
+  if (failure) setCurrentDetails(`**${change.name}**: rolling back: ${reason}`);
   log.warn('rolling back', { reason });
   await CancellationScope.nonCancellable(async () => {
     for (const undo of [...undos].reverse()) {
@@ -458,9 +468,11 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   setStage('rolled-back');
   status.state = failure ? 'failed' : 'rolled-back';
   status.step = undefined;
+  setCurrentDetails(
+    `**${change.name}**: ${failure ? 'failed' : 'rolled back'}: ${reason}; rolled back: ${status.undone.join(', ') || 'nothing to undo'}`,
+  );
   await condition(allHandlersFinished);
   if (failure) {
-    status.error = describe(failure);
     throw ApplicationFailure.nonRetryable(
       `${reason}; rolled back: ${status.undone.join(', ') || 'nothing to undo'}`,
       'StepFailed',
