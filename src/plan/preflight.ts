@@ -5,7 +5,9 @@
  * back must be unchanged (catches overflow, truncation, rounding, with or without an explicit
  * cast into a narrower type), NOT NULL columns get no NULL, and, when a `down` mapping exists,
  * down(up(row)) gives every source column back (IS NOT DISTINCT FROM) — the only way to see an
- * explicit cast that truncates silently (`s::varchar(5)`). Then every new unique index is checked
+ * explicit cast that truncates silently (`s::varchar(5)`) when the type of the result is the
+ * column's. An explicit narrowing cast is also compared with the same expression without its
+ * type modifier, which catches it in reads-only plans too. Then every new unique index is checked
  * for duplicates among the mapped values.
  *
  * Cost is bounded like the backfill's: keyset batches (row-value comparison, no offset paging),
@@ -28,7 +30,7 @@ import {
 import { executeTargetDdl } from './ddl';
 import type { PlanProblem } from './load';
 import type { ResolvedPlan } from './resolved';
-import { referencedColumns } from './sql';
+import { referencedColumns, withoutNarrowingCasts } from './sql';
 import type { ResolvedChange } from './types';
 
 /** What a target column needs of its mapped value. */
@@ -41,6 +43,8 @@ export interface PreflightColumn {
   notNull: boolean;
   /** `((expr)::targetType)::exprType` compiles, so the conversion can be compared with the value. */
   comparable: boolean;
+  /** The expression without the modifiers of its narrowing casts, when it has such casts. */
+  loose?: string;
 }
 
 export interface PreflightSpec {
@@ -52,7 +56,8 @@ export interface PreflightSpec {
   unique: Array<{ name: string; columns: string[] }>;
 }
 
-export type OffenceKind = 'convert' | 'reject' | 'null' | 'roundtrip' | 'error' | 'duplicate';
+export type OffenceKind =
+  'convert' | 'cast' | 'reject' | 'null' | 'roundtrip' | 'error' | 'duplicate';
 
 export interface Offender {
   kind: OffenceKind;
@@ -145,6 +150,13 @@ export async function preflightSpec(
         client,
         `SELECT ((${m.expression}\n)::${col.type})::${exprType} IS DISTINCT FROM (${m.expression}\n) FROM ${src} AS src_row LIMIT 0`,
       ));
+    const loose = withoutNarrowingCasts(m.expression);
+    const looseOk =
+      loose !== null &&
+      (await compiles(
+        client,
+        `SELECT (${m.expression}\n) IS DISTINCT FROM (${loose}\n) FROM ${src} AS src_row LIMIT 0`,
+      ));
     up.push({
       column: m.column,
       expression: m.expression,
@@ -152,6 +164,7 @@ export async function preflightSpec(
       exprType,
       notNull: col.notNull,
       comparable,
+      ...(looseOk ? { loose: loose! } : {}),
     });
   }
   const written = new Set(change.up.map((m) => m.column));
@@ -213,6 +226,13 @@ function rowChecks(change: ResolvedChange, spec: PreflightSpec): Check[] {
           needsRoundTrip: false,
         });
     }
+    if (c.loose !== undefined && !lossy)
+      out.push({
+        kind: 'cast',
+        column: c.column,
+        sql: `${v} IS DISTINCT FROM u.l${i}`,
+        needsRoundTrip: false,
+      });
     if (c.notNull)
       out.push({ kind: 'null', column: c.column, sql: `${v} IS NULL`, needsRoundTrip: false });
   }
@@ -260,7 +280,12 @@ export async function runPreflight(
       `(${keyList}) <= (${bind(params, hi)})`,
     ].join(' AND ');
 
-  const upLateral = `CROSS JOIN LATERAL (SELECT ${spec.up.map((c, i) => `(${c.expression}\n) AS c${i}`).join(', ')}) AS u`;
+  const upLateral = `CROSS JOIN LATERAL (SELECT ${spec.up
+    .flatMap((c, i) => [
+      `(${c.expression}\n) AS c${i}`,
+      ...(c.loose !== undefined ? [`(${c.loose}\n) AS l${i}`] : []),
+    ])
+    .join(', ')}) AS u`;
   // down over the typed mapped row, in its own scope so its column names mean target columns.
   const rtLateral =
     spec.roundTrip.length === 0
@@ -452,6 +477,12 @@ export function describeOffenders(
         out.push({
           path: `mapping.up.${col}`,
           message: `converting to target column "${col}" (${typeOf(col)}) changes the value (truncated, rounded or out of precision) at ${rows}: widen the column in the new table, change mapping.up.${col}, fix those rows, ${accept}`,
+        });
+        break;
+      case 'cast':
+        out.push({
+          path: `mapping.up.${col}`,
+          message: `a cast in mapping.up.${col} changes the value (truncated or rounded, silently) at ${rows}: widen the cast and the column, fix those rows, ${accept}`,
         });
         break;
       case 'null':

@@ -70,6 +70,15 @@ describe('plan check pre-flight: every row must map', () => {
     expect(text).toContain('mapping.lossy');
   });
 
+  it('refuses the explicit cast in a reads-only plan too (no down to round-trip through)', async () => {
+    const ddl = ALL_TEXT.replace('s text', 's varchar(5)');
+    const { report, text } = await check(planYaml(ddl, '  up: { s: "s::varchar(5)" }'));
+    expect(report.ok).toBe(false);
+    expect(text).toMatch(
+      /^mapping\.up\.s: a cast in mapping\.up\.s changes the value \(truncated or rounded, silently\) at \(id\)=\(417\); \(id\)=\(802\)/m,
+    );
+  });
+
   it('accepts the same mapping once declared lossy, with the reason kept in the resolved plan', async () => {
     const ddl = ALL_TEXT.replace('s text', 's varchar(5)');
     const { report } = await check(
