@@ -6,7 +6,12 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { readBackfillControl } from '../src/backfill/control';
-import { activityContext, heartbeat, withClient } from '../src/plan/activity-support';
+import {
+  activityContext,
+  heartbeat,
+  whileHeartbeating,
+  withClient,
+} from '../src/plan/activity-support';
 import { preflightPlan } from '../src/plan/preflight';
 import type { ResolvedPlan } from '../src/plan/resolved';
 
@@ -17,12 +22,20 @@ export interface PreflightResult {
 
 export async function preflight(plan: ResolvedPlan): Promise<PreflightResult> {
   return withClient(plan.change.connection, undefined, 'cutover-preflight', async (client) => {
-    const report = await preflightPlan(client, plan, {
-      // The backfill's control row: a pause or throttle given now applies to this scan too.
-      getControl: () => readBackfillControl(client, plan.change.name),
-      onProgress: (p) => heartbeat({ phase: 'preflight', ...p }),
-      signal: activityContext()?.cancellationSignal,
-    });
+    // One object, updated per batch and heartbeated on a timer too: the grouped duplicate check
+    // is one statement that may outlast the heartbeat timeout.
+    const progress = { phase: 'preflight', rowsChecked: 0, batches: 0 };
+    const report = await whileHeartbeating(progress, () =>
+      preflightPlan(client, plan, {
+        // The backfill's control row: a pause or throttle given now applies to this scan too.
+        getControl: () => readBackfillControl(client, plan.change.name),
+        onProgress: (p) => {
+          Object.assign(progress, p);
+          heartbeat(progress);
+        },
+        signal: activityContext()?.cancellationSignal,
+      }),
+    );
     if (!report.ok)
       throw ApplicationFailure.nonRetryable(
         `pre-flight: not every row of ${plan.change.source.schema}.${plan.change.source.table} maps: ${report.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
