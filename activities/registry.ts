@@ -19,6 +19,7 @@ import * as verifying from '../src/steps/verify/tables';
 import * as backfill from '../src/steps/backfill/activity';
 import { backfillValidate as validateBackfill } from '../src/steps/backfill';
 import * as migrations from './migrations';
+import * as preflighting from '../src/plan/preflight-activity';
 
 // Adapters take exactly the activity's argument: the library functions' optional second
 // parameters (a test client, storage seams) must not be reachable from a workflow.
@@ -49,6 +50,7 @@ export const backfillUndo = activity(backfill.backfillUndo);
 export const backfillValidate = activity(validateBackfill);
 export const verify = activity((input: verifying.VerifyInput) => verifying.verify(input));
 export const sqlcheck = activity(verifying.sqlcheck);
+export const preflight = activity(preflighting.preflight);
 export const routeSet = activity(route.routeSet);
 export const routeUndo = activity(route.routeUndo);
 export const routeValidate = activity(route.routeValidate);

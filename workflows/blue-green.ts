@@ -24,7 +24,7 @@ import type * as activities from '../activities/registry';
 import type { CheckConfig } from '../src/monitor/checks';
 import type { ResolvedPlan } from '../src/plan/resolved';
 import { defaultRunSettings, type RunSettings } from '../src/plan/run-settings';
-import { shortActivity } from '../src/steps/options';
+import { longActivity, shortActivity } from '../src/steps/options';
 import type { ResolvedStepOf, StepKind } from '../src/steps/schemas';
 import type { OptionsContext, StepSpec } from '../src/steps/types';
 import { stepSpecs } from '../src/steps/specs';
@@ -390,6 +390,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   };
 
   const runbook = async () => {
+    // Runs started before the pre-flight existed go on without it (their history has no marker).
+    if (patched('preflight-before-first-write')) {
+      status.step = 'preflight';
+      setCurrentDetails(`**${change.name}**: pre-flight: checking that every row maps`);
+      await acts(longActivity).preflight(plan);
+    }
     for (const stage of plan.stages) {
       setStage(stage.name);
       for (const step of stage.steps) {
@@ -435,7 +441,10 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
 
   status.state = 'rolling-back';
   status.abortReason = reason;
+  // The cause (with the offending key, for data errors) is visible while the undos run.
+  if (failure) status.error = describe(failure);
   setStage('rolling-back');
+  if (failure) setCurrentDetails(`**${change.name}**: rolling back: ${reason}`);
   log.warn('rolling back', { reason });
   await CancellationScope.nonCancellable(async () => {
     for (const undo of [...undos].reverse()) {
@@ -447,9 +456,11 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   setStage('rolled-back');
   status.state = failure ? 'failed' : 'rolled-back';
   status.step = undefined;
+  setCurrentDetails(
+    `**${change.name}**: ${failure ? 'failed' : 'rolled back'}: ${reason}; rolled back: ${status.undone.join(', ') || 'nothing to undo'}`,
+  );
   await condition(allHandlersFinished);
   if (failure) {
-    status.error = describe(failure);
     throw ApplicationFailure.nonRetryable(
       `${reason}; rolled back: ${status.undone.join(', ') || 'nothing to undo'}`,
       'StepFailed',

@@ -63,6 +63,10 @@ export interface RunStatus {
   rowsCopied?: number;
   undone: string[];
   abortReason?: string;
+  /**
+   * Why the run failed (innermost cause; for a data error it names the offending key), set when
+   * the step fails, before the undos run.
+   */
   error?: string;
 }
 

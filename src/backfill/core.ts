@@ -49,6 +49,11 @@ export interface BackfillCheckpoint {
   rowsDone: number;
   batches: number;
   /**
+   * Rows the backfill itself inserted so far (optional: checkpoints written before it was kept).
+   * Restored on resume so the figure continues instead of restarting from zero.
+   */
+  rowsInserted?: number;
+  /**
    * With the sweep guard: the key after which copied ranges may still need sweeping (null =
    * from the start). A resumed run sweeps (sweepFrom, lastKey] first.
    */
@@ -322,6 +327,88 @@ async function copyBatch(
   }
 }
 
+/** SQLSTATE class 22 (data exception) or 23 (integrity constraint violation). */
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^2[23]/.test(code);
+}
+
+/** A row the mapping or the new table refuses; retrying cannot help. */
+export class BackfillDataError extends Error {
+  override name = 'BackfillDataError';
+  readonly sqlState: string;
+  constructor(
+    change: ResolvedChange,
+    /** Source key of the failing row (text, key order), null when it could not be isolated. */
+    readonly key: string[] | null,
+    cause: Error & { code: string },
+  ) {
+    const row = key
+      ? `row (${change.sourceKey.join(', ')})=(${key.join(', ')})`
+      : 'a row of the batch';
+    super(
+      `the backfill cannot copy ${row} of ${change.source.schema}.${change.source.table}: ${cause.message} (SQLSTATE ${cause.code}): change the mapping or the new table's column so the row fits, or fix the row, then run the plan again`,
+    );
+    this.sqlState = cause.code;
+  }
+}
+
+/**
+ * Bisects the failed batch (after, …limit rows] by key, trying each half's INSERT in a
+ * transaction that is always rolled back, down to the single row that fails. O(log n) tries.
+ */
+async function findFailingRow(
+  client: pg.ClientBase,
+  sql: BatchSql,
+  after: string[] | null,
+  range: KeyRange | null,
+  limit: number,
+): Promise<string[] | null> {
+  const p: unknown[] = [];
+  const w = [...(after ? [sql.keyCompare('>', after, p)] : []), ...sql.rangeFilter(range, p)];
+  p.push(limit);
+  const keys = (
+    await client.query<{ k: string[] }>(
+      `SELECT ${sql.keyText} AS k FROM ${sql.src} ${w.length ? `WHERE ${w.join(' AND ')}` : ''}
+        ORDER BY ${sql.keyList} LIMIT $${p.length}`,
+      p,
+    )
+  ).rows.map((r) => r.k);
+  const fails = async (lo: string[] | null, hi: string[]): Promise<boolean> => {
+    const q: unknown[] = [];
+    const where = [...(lo ? [sql.keyCompare('>', lo, q)] : []), sql.keyCompare('<=', hi, q)];
+    await client.query(`BEGIN; ${sql.guardSql}`);
+    try {
+      await client.query(
+        `INSERT INTO ${sql.dst} (${sql.insertCols})
+           SELECT ${sql.insertExprs} FROM (SELECT * FROM ${sql.src} WHERE ${where.join(' AND ')}) AS s
+           ON CONFLICT (${sql.conflict}) DO NOTHING`,
+        q,
+      );
+      return false;
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      return true;
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  };
+  // Invariant: rows in (lo, keys[hiIdx]] hold a failing row.
+  let lo = after;
+  let loIdx = 0;
+  let hiIdx = keys.length - 1;
+  if (hiIdx < 0 || !(await fails(lo, keys[hiIdx]!))) return null;
+  while (loIdx < hiIdx) {
+    const mid = Math.floor((loIdx + hiIdx) / 2);
+    if (await fails(lo, keys[mid]!)) hiIdx = mid;
+    else {
+      lo = keys[mid]!;
+      loIdx = mid + 1;
+    }
+  }
+  return keys[hiIdx]!;
+}
+
 /** Deletes target rows in (after, upTo] whose key no longer exists in the source. */
 async function sweepRange(
   client: pg.ClientBase,
@@ -433,7 +520,7 @@ export async function runBackfill(
   let lastKey = resume?.lastKey ?? null;
   let rowsDone = resume?.rowsDone ?? 0;
   let batches = resume?.batches ?? 0;
-  let rowsInserted = 0;
+  let rowsInserted = resume?.rowsInserted ?? 0;
   let rowsThisRun = 0;
   const started = Date.now();
   let curBatch = throttle.batchSize;
@@ -519,9 +606,20 @@ export async function runBackfill(
     const t0 = performance.now();
     const after = lastKey;
     const limit = curBatch;
-    const out = await retrying(() =>
-      copyBatch(client, sql, after, range, limit, ghostGuard === 'lock', opts.hooks),
-    );
+    let out: BatchOutcome;
+    try {
+      out = await retrying(() =>
+        copyBatch(client, sql, after, range, limit, ghostGuard === 'lock', opts.hooks),
+      );
+    } catch (err) {
+      // Retrying cannot change the data: find the row and stop (the caller must not retry).
+      if (!isDataError(err)) throw err;
+      throw new BackfillDataError(
+        change,
+        await findFailingRow(client, sql, after, range, limit),
+        err as Error & { code: string },
+      );
+    }
     lastBatchMs = Math.round(performance.now() - t0);
     if (!out.lastKey) break;
     if (ghostGuard === 'sweep') {

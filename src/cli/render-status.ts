@@ -31,23 +31,31 @@ export function renderReport(r: RunReport): string {
     if (s.rowsCopied !== undefined) lines.push(`  copied     ${s.rowsCopied} rows`);
     for (const c of s.lastChecks)
       lines.push(`  check      ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
+    if (s.error) lines.push(`  error      ${s.error}`);
     if (s.abortReason)
       lines.push(`  rollback   ${s.abortReason}; undone: ${s.undone.join(', ') || 'nothing yet'}`);
   }
   for (const a of r.activities) {
     const d = a.details ?? {};
-    if (typeof d.rowsDone === 'number') {
+    // A retry in progress: which attempt, and why the last one failed.
+    const retry =
+      a.attempt > 1
+        ? ` (attempt ${a.attempt}${a.lastError ? `, last error: ${a.lastError}` : ''})`
+        : '';
+    if (typeof d.rowsChecked === 'number') {
+      lines.push(`  ${a.activity.padEnd(10)} ${d.rowsChecked} rows checked${retry}`);
+    } else if (typeof d.rowsDone === 'number') {
       const total = Number(d.estimatedTotal ?? 0);
       const pct = total > 0 ? Math.min(1, (d.rowsDone as number) / total) : 0;
       const eta = typeof d.etaSeconds === 'number' ? `, ETA ${duration(d.etaSeconds)}` : '';
       lines.push(
-        `  ${a.activity.padEnd(10)} ${bar(pct)} ${d.rowsDone}/${total || '?'} rows, ${d.rowsPerSecond ?? 0} rows/s${eta}${d.paused ? ' (paused)' : ''}`,
+        `  ${a.activity.padEnd(10)} ${bar(pct)} ${d.rowsDone}/${total || '?'} rows, ${d.rowsPerSecond ?? 0} rows/s${eta}${d.paused ? ' (paused)' : ''}${retry}`,
       );
     } else {
-      lines.push(`  running    ${a.activity}${a.attempt > 1 ? ` (attempt ${a.attempt})` : ''}`);
+      lines.push(`  running    ${a.activity}${retry}`);
     }
   }
-  if (r.failure) lines.push(`  error      ${r.failure}`);
+  if (r.failure && r.failure !== s?.error) lines.push(`  error      ${r.failure}`);
   if (r.result) lines.push(`  result     ${JSON.stringify(r.result)}`);
   return lines.join('\n');
 }

@@ -26,6 +26,7 @@ import { validateStep } from '../steps/io';
 import { validateCheck } from '../steps/monitor';
 import type { PlanFile } from './schema';
 import { referencedColumns, splitTargetDdl } from './sql';
+import { type PreflightSpec, preflightSpec, runPreflight } from './preflight';
 import { offlineProblems, withConnection, type ResolvedStage } from './stages';
 import type { ColumnMapping, ResolvedChange, TableRef } from './types';
 
@@ -35,6 +36,11 @@ export interface CheckOptions {
   env?: NodeJS.ProcessEnv;
   /** lock_timeout for the check's own transaction (default 2000 ms). */
   lockTimeoutMs?: number;
+  /**
+   * Prove over the whole table that every row maps (preflight.ts); default true. The run does it
+   * again before its first write, so a caller about to start a run may skip it here.
+   */
+  preflight?: boolean;
 }
 
 export interface CheckReport {
@@ -190,11 +196,30 @@ export async function checkPlan(
   client: ClientBase,
   options: CheckOptions = {},
 ): Promise<CheckReport> {
+  const { report, spec } = await checkDefinition(plan, client, options);
+  if (!report.ok || !spec || options.preflight === false) return report;
+  // Outside the rolled-back transaction: a whole-table scan must not hold one snapshot throughout.
+  const pre = await runPreflight(client, report.plan!.change, spec, {
+    throttle: {
+      batchSize: plan.backfill.batchSize,
+      pauseMs: plan.backfill.pauseMs,
+      adaptive: plan.backfill.adaptive,
+    },
+  });
+  return pre.ok ? report : { ok: false, fileName: report.fileName, problems: pre.problems };
+}
+
+/** Everything but the data pre-flight, in one transaction that is always rolled back. */
+async function checkDefinition(
+  plan: PlanFile,
+  client: ClientBase,
+  options: CheckOptions,
+): Promise<{ report: CheckReport; spec?: PreflightSpec }> {
   const fileName = options.fileName ?? 'plan.yaml';
   const { problems, stages } = offlineProblems(plan);
   const { source, target, ddl, problems: nameProblems } = planTables(plan);
   problems.push(...nameProblems);
-  const fail = (): CheckReport => ({ ok: false, fileName, problems });
+  const fail = () => ({ report: { ok: false, fileName, problems } });
 
   await client.query('BEGIN');
   try {
@@ -299,6 +324,7 @@ export async function checkPlan(
       targetKey: key,
       up,
       ...(down ? { down } : {}),
+      ...(plan.mapping.lossy !== undefined ? { lossy: plan.mapping.lossy } : {}),
     };
     // A broken mapping is already reported; the steps would only repeat it in their words.
     if (problems.length === 0)
@@ -328,7 +354,13 @@ export async function checkPlan(
       stages,
       settings: runSettings(plan),
     };
-    return { ok: true, fileName, problems: [], plan: resolved };
+    const spec = await preflightSpec(client, resolved.change, {
+      sourceColumns,
+      sourceUnique: await uniqueIndexes(client, sourceOid),
+      targetColumns,
+      targetUnique: await uniqueIndexes(client, targetOid),
+    });
+    return { report: { ok: true, fileName, problems: [], plan: resolved }, spec };
   } finally {
     await client.query('ROLLBACK');
   }

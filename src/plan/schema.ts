@@ -16,6 +16,7 @@
  *   mapping:
  *     up:   { total: "amount_cents / 100.0" }   # target column → SQL over one source row
  *     down: { amount_cents: "(total * 100)::int" } # source column → SQL over one target row
+ *     lossy: "<reason>"            # optional: accept a mapping that truncates / does not round-trip
  *   backfill / verify / shift / stages / run: see docs/plans.md (the full reference, with defaults)
  *
  * Columns not named in a mapping map by same name when both tables have them. A target column
@@ -119,6 +120,12 @@ export const planSchema = z.strictObject({
     .strictObject({
       up: columnMap.default({}),
       down: columnMap.optional(),
+      // Accepts values the mapping changes (truncated, rounded, not round-tripping through down);
+      // never values the new table would reject. The reason is kept with the plan for reviewers.
+      lossy: requiredString('why losing data in this mapping is acceptable')
+        .trim()
+        .min(1, { error: 'must say why the loss is acceptable' })
+        .optional(),
     })
     .default({ up: {} }),
   backfill: z

@@ -141,3 +141,57 @@ export function splitTargetDdl(
   }
   return out;
 }
+
+// Casts whose type modifier only narrows the type: without it the value passes unchanged, so
+// comparing both forms shows what the cast dropped. (char(n) and bit(n) are absent: without a
+// modifier they mean length 1.)
+const NARROWING_CASTS = new Set([
+  'varchar',
+  'numeric',
+  'timestamp',
+  'timestamptz',
+  'time',
+  'timetz',
+  'interval',
+]);
+
+/**
+ * `expr` with the type modifiers of its narrowing casts removed (`s::varchar(5)` → `s::varchar`,
+ * `x::numeric(5,2)` → `x::numeric`), or null when it has none. Evaluated side by side with
+ * `expr`, it shows rows an explicit cast truncates or rounds, which PostgreSQL does silently.
+ */
+export function withoutNarrowingCasts(expr: string): string | null {
+  const prefix = 'SELECT (';
+  const sql = `${prefix}${expr}\n)`;
+  const cuts: Array<[number, number]> = [];
+  const walk = (n: unknown): void => {
+    if (Array.isArray(n)) return n.forEach(walk);
+    if (n === null || typeof n !== 'object') return;
+    const cast = (n as Node).TypeCast as
+      { typeName?: { names?: Array<{ String?: { sval: string } }>; typmods?: Node[] } } | undefined;
+    const names = cast?.typeName?.names ?? [];
+    const mods = cast?.typeName?.typmods ?? [];
+    const type = names[names.length - 1]?.String?.sval;
+    const locs = mods.map((m) => (m.A_Const as { location?: number } | undefined)?.location);
+    if (
+      type &&
+      NARROWING_CASTS.has(type) &&
+      mods.length > 0 &&
+      locs.every((l) => l !== undefined)
+    ) {
+      const open = sql.lastIndexOf('(', Math.min(...(locs as number[])));
+      const close = sql.indexOf(')', Math.max(...(locs as number[])));
+      if (open >= prefix.length && close > open) cuts.push([open, close + 1]);
+    }
+    Object.values(n as Node).forEach(walk);
+  };
+  try {
+    walk(parse(sql).stmts);
+  } catch {
+    return null;
+  }
+  if (cuts.length === 0) return null;
+  let out = sql;
+  for (const [a, b] of cuts.sort((x, y) => y[0] - x[0])) out = out.slice(0, a) + out.slice(b);
+  return out.slice(prefix.length, out.length - 2);
+}

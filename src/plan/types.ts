@@ -45,4 +45,10 @@ export interface ResolvedChange {
    * the change is not reversible (the plan is then reads-only).
    */
   down?: ColumnMapping[];
+  /**
+   * The plan's `mapping.lossy` reason: the mapping may change values (truncate, round, not
+   * round-trip through `down`), so the pre-flight and verification do not require down(up(row))
+   * to give the row back. Values the new table rejects are refused all the same.
+   */
+  lossy?: string;
 }

@@ -60,7 +60,9 @@ export async function preparePlan(file: string): Promise<ResolvedPlan> {
   const plan = await loadPlanFile(file);
   const client = await openClient(connectionUrl(plan.connection), 'cutover plan check');
   try {
-    const report = await checkPlan(plan, client, { fileName: file });
+    // The run proves every row maps before its first write; scanning the table here too would
+    // double the cost for big tables.
+    const report = await checkPlan(plan, client, { fileName: file, preflight: false });
     if (!report.ok || !report.plan) {
       throw new UserError(
         `plan ${file} cannot start:\n  ${report.problems.map((p) => formatProblem(report.fileName, p)).join('\n  ')}`,
@@ -220,6 +222,8 @@ export async function throttleRun(
 export interface LiveProgress {
   activity: string;
   attempt: number;
+  /** Why the previous attempt failed, while a retry is in progress. */
+  lastError?: string;
   details?: Record<string, unknown>;
 }
 
@@ -251,6 +255,7 @@ export async function runReport(client: Client, idOrPlan: string): Promise<RunRe
     report.activities.push({
       activity: a.activityType?.name ?? '?',
       attempt: a.attempt ?? 1,
+      ...(a.lastFailure?.message ? { lastError: a.lastFailure.message } : {}),
       details: payload
         ? (defaultPayloadConverter.fromPayload(payload) as Record<string, unknown>)
         : undefined,

@@ -14,7 +14,13 @@ import {
   backfillUndo,
 } from '../../src/steps/backfill/activity';
 import { backfillValidate } from '../../src/steps/backfill';
-import { runBackfill, type BackfillProgress, type GhostGuard } from '../../src/backfill/core';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  BackfillDataError,
+  runBackfill,
+  type BackfillProgress,
+  type GhostGuard,
+} from '../../src/backfill/core';
 import { accountsChange, createAccounts, mappingDifferences, startWorkload } from './support';
 
 let db: TestDatabase;
@@ -184,7 +190,13 @@ describe('resume after a real process kill', () => {
     // At most the one batch that committed after the last checkpoint write is read again,
     // and ON CONFLICT DO NOTHING inserts none of it twice.
     expect(copiedBeforeKill - checkpoint.rowsDone).toBeLessThanOrEqual(250);
-    expect(end.rowsInserted).toBe(20_000 - copiedBeforeKill);
+    // Progress figures continue from the checkpoint: the second run adds to them. Only a batch
+    // committed after the last checkpoint write (at most one) is missing from rowsInserted.
+    expect(checkpoint.rowsInserted).toBeGreaterThanOrEqual(6_000);
+    expect(end.rowsInserted).toBe(checkpoint.rowsInserted + (20_000 - copiedBeforeKill));
+    expect(end.rowsInserted).toBeGreaterThanOrEqual(20_000 - 250);
+    expect(end.batches).toBeGreaterThan(checkpoint.batches);
+    expect(end.batches).toBeGreaterThanOrEqual(Math.ceil(20_000 / 250) - 1);
     const inserted = await db.pool.query(`SELECT sum(rows)::int AS n FROM insert_log`);
     expect(inserted.rows[0].n).toBe(20_000);
     expect(await mappingDifferences(db.pool)).toBe(0);
@@ -284,7 +296,11 @@ describe('throttle, pause and cancellation', () => {
     const done = (await env2.run(backfillRun, { change })) as BackfillProgress;
     expect(done.state).toBe('done');
     expect(done.rowsDone).toBe(5_000);
-    expect(done.rowsInserted).toBe(5_000 - last.rowsDone); // nothing before the checkpoint again
+    // Figures continue from the heartbeat checkpoint: none restarts from zero after a resume.
+    expect(last.rowsInserted).toBe(last.rowsDone);
+    expect(done.rowsInserted).toBe(5_000);
+    expect(done.batches).toBe(last.batches + Math.ceil((5_000 - last.rowsDone) / 2_000));
+    expect(beats2[0]!.rowsInserted).toBe(last.rowsInserted + 2_000);
     expect(beats2[0]!.rowsDone).toBe(last.rowsDone + 2_000);
     expect(done.estimatedTotal).toBe(5_000);
     expect(done.etaSeconds).toBe(0);
@@ -313,5 +329,47 @@ describe('throttle, pause and cancellation', () => {
     expect(results.reduce((n, r) => n + r.progress.rowsDone, 0)).toBe(6_000);
     expect(results.reduce((n, r) => n + r.progress.rowsInserted, 0)).toBe(6_000);
     expect(await mappingDifferences(db.pool)).toBe(0);
+  });
+});
+
+describe('a row the new table refuses', () => {
+  it('stops the backfill at once, naming the row; the activity fails without retry', async () => {
+    await createAccounts(db.pool, 3_000);
+    // The new table is narrower than a value one row holds: 22001 on that row only.
+    await db.pool.query(`
+      ALTER TABLE accounts_v2 ALTER COLUMN full_name TYPE varchar(10);
+      UPDATE accounts SET name = 'a much longer name' WHERE tenant = 2 AND id = 1724`);
+    const c = await connect();
+    let batches = 0;
+    try {
+      const err = await runBackfill(c, change, {
+        throttle: { batchSize: 500 },
+        onProgress: () => void batches++,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BackfillDataError);
+      expect((err as BackfillDataError).key).toEqual(['2', '1724']);
+      expect((err as BackfillDataError).sqlState).toBe('22001');
+      expect((err as Error).message).toContain('row (tenant, id)=(2, 1724)');
+    } finally {
+      await c.end();
+    }
+    // Batches before the failing one committed; nothing of the failing batch did.
+    const copied = await db.pool.query<{ n: string; bad: string }>(
+      `SELECT count(*) AS n, count(*) FILTER (WHERE tenant = 2 AND id = 1724) AS bad FROM accounts_v2`,
+    );
+    expect(Number(copied.rows[0]!.bad)).toBe(0);
+    expect(Number(copied.rows[0]!.n) % 500).toBe(0);
+    expect(Number(copied.rows[0]!.n)).toBe(batches * 500);
+
+    // Through the activity: a non-retryable DataError with the key, whatever the attempt.
+    await db.pool.query('TRUNCATE accounts_v2');
+    const env = new MockActivityEnvironment();
+    const failure = await env.run(backfillRun, { change }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect((failure as ApplicationFailure).nonRetryable).toBe(true);
+    expect((failure as ApplicationFailure).type).toBe('DataError');
+    expect((failure as ApplicationFailure).message).toMatch(
+      /cannot copy row \(tenant, id\)=\(2, 1724\) of public\.accounts: value too long for type character varying\(10\) \(SQLSTATE 22001\)/,
+    );
   });
 });

@@ -229,6 +229,8 @@ export async function backfillActivity(e2e: E2E, plan: string) {
     details: payload
       ? (defaultPayloadConverter.fromPayload(payload) as {
           rowsDone: number;
+          rowsInserted: number;
+          batches: number;
           lastKey: unknown;
           updatedAt: string;
         })

@@ -106,6 +106,10 @@ shift:
     );
     expect(resumed.attempt).toBeGreaterThanOrEqual(2);
     expect(resumed.details!.rowsDone).toBeGreaterThanOrEqual(checkpoint.rowsDone);
+    // Every progress figure goes on from the checkpoint, none restarts from zero.
+    expect(checkpoint.rowsInserted).toBeGreaterThanOrEqual(12_000);
+    expect(resumed.details!.rowsInserted).toBeGreaterThanOrEqual(checkpoint.rowsInserted);
+    expect(resumed.details!.batches).toBeGreaterThanOrEqual(checkpoint.batches);
 
     // `cutover status --json` shows the same retried activity and its progress.
     const statusJson = await e2e.cli(['status', PLAN, '--json']);
@@ -148,5 +152,6 @@ shift:
     const shown = await e2e.cli(['status', PLAN, '--json']);
     expect(shown.code).toBe(0);
     expect(JSON.parse(shown.stdout).runStatus).toBe('COMPLETED');
-  });
+    // The run's pre-flight reads the table first at the same throttle (100 batches, 100 ms apart).
+  }, 240_000);
 });

@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verify, verifyTables, runSqlChecks, sqlcheck } from '../../src/steps/verify/tables';
-import { loadPlanFile, parsePlan, resolvePlan } from '../../src/plan/index';
+import { checkPlan, loadPlanFile, parsePlan, resolvePlan } from '../../src/plan/index';
 import type { ResolvedChange } from '../../src/plan/types';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 
@@ -102,6 +102,36 @@ describe('exact verification', () => {
       ]);
     } finally {
       await client.query(`DROP TABLE customers_v2`);
+    }
+  });
+
+  it('an exact copy that lost data fails: down(new row) must give the old row back', async () => {
+    await client.query(`
+      CREATE TABLE codes (id int PRIMARY KEY, s text);
+      INSERT INTO codes SELECT g, CASE WHEN g IN (77, 615) THEN 'abcdefghij' ELSE 'c' || g END
+        FROM generate_series(1, 1000) g;
+      CREATE TABLE codes_v2 (id int PRIMARY KEY, s varchar(5))`);
+    try {
+      const plan = parsePlan(
+        `name: codes5\nsource: codes\ntarget: { table: codes_v2x, like: source, alter: ["ALTER TABLE codes_v2x ALTER COLUMN s TYPE varchar(5)"] }\nmapping: { up: { s: "s::varchar(5)" }, down: {} }\n`,
+      );
+      // Resolved without the pre-flight (which would refuse it): as a copy made by hand would be.
+      const lossy = (await checkPlan(plan, client, { preflight: false })).plan!.change;
+      lossy.target = { schema: 'public', table: 'codes_v2' };
+      lossy.connection = 'verifytest';
+      await copy(lossy);
+      const r = await verifyTables(lossy, { chunkSize: 300 });
+      expect(r.ok).toBe(false);
+      expect(r.mismatches.flatMap((m) => m.differences)).toEqual([
+        { key: ['77'], problem: 'different' },
+        { key: ['615'], problem: 'different' },
+      ]);
+      // Declared lossy: the copy is what the plan asked for.
+      expect((await verifyTables({ ...lossy, lossy: 'junk codes' }, { chunkSize: 300 })).ok).toBe(
+        true,
+      );
+    } finally {
+      await client.query(`DROP TABLE codes, codes_v2`);
     }
   });
 

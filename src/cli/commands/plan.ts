@@ -79,7 +79,10 @@ Examples:
 
 What is checked: the table and key exist, the key is unique and NOT NULL, every mapping
 expression compiles and fits its column, the new table's DDL is valid, SQL checks compile. All
-of it runs in one transaction that is rolled back, under a short lock_timeout.
+of it runs in one transaction that is rolled back, under a short lock_timeout. Then every row
+is read in keyset batches (the backfill's batchSize and pauseMs) to prove it maps: no overflow,
+truncation, NULL into NOT NULL, duplicate under a new unique index, or failed round trip through
+mapping.down; the first offending keys are named (mapping.lossy: <reason> accepts a declared loss).
 
 The database comes from the plan's connection (default: DATABASE_URL; a connection named
 "reporting" reads CUTOVER_DB_REPORTING_URL). Every problem is printed as

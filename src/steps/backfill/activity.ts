@@ -8,7 +8,10 @@ import { Context } from '@temporalio/activity';
 import type { ClientBase } from 'pg';
 import { withConnection } from '../../temporal/activity';
 import type { ResolvedChange } from '../../plan/types';
+import { ApplicationFailure } from '@temporalio/common';
 import {
+  BackfillDataError,
+  isDataError,
   runBackfill,
   type BackfillProgress,
   type BackfillThrottle,
@@ -78,6 +81,16 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
       getControl: () => readBackfillControl(client, input.change.name),
       onProgress: (p) => ctx.heartbeat(p),
       signal: ctx.cancellationSignal,
+    }).catch((err: unknown) => {
+      // The data will be the same on every attempt: fail the step now, naming the row.
+      if (err instanceof BackfillDataError)
+        throw ApplicationFailure.nonRetryable(err.message, 'DataError', {
+          key: err.key,
+          sqlState: err.sqlState,
+        });
+      if (isDataError(err))
+        throw ApplicationFailure.nonRetryable((err as Error).message, 'DataError');
+      throw err;
     });
     if (result.cancelled) await ctx.cancelled; // rejects with the CancelledFailure
     // REPEATABLE READ writers may have missed rows the batches committed after their snapshot;

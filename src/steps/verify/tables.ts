@@ -5,7 +5,9 @@
  * REPEATABLE READ, READ ONLY transaction reads both tables from the same snapshot, so writes that
  * the sync triggers apply concurrently can never make the two sides disagree: each side yields its
  * row count and the md5 of its rows' text in key order — the source side with the plan's `up`
- * mapping applied and cast to the target column types, the target side the same target columns.
+ * mapping applied and cast to the target column types, the target side the same target columns;
+ * with a `down` mapping (unless the plan declares the mapping lossy) also the source columns on
+ * one side and `down` over the target row on the other, so a value lost in the copy shows.
  * Chunk ranges are half-open (after, upTo] and cover the whole key space (the first chunk starts
  * at -∞, the last ends at +∞), so target rows outside the source's key range are caught too. On a
  * mismatch the same transaction drills down row by row and names a few differing keys.
@@ -106,8 +108,19 @@ async function chunkQueries(
   const sKeys = change.sourceKey.map(quoteIdent).join(', ');
   const tKeys = change.targetKey.map(quoteIdent).join(', ');
   const sKeysDesc = change.sourceKey.map((k) => `${quoteIdent(k)} DESC`).join(', ');
-  const srcRow = `ROW(${change.up.map((m) => `(${m.expression}\n)::${typeOf(m.column)}`).join(', ')})::text`;
-  const tgtRow = `ROW(${change.up.map((m) => quoteIdent(m.column)).join(', ')})::text`;
+  // The round trip: with a down mapping (not declared lossy) each target row mapped back must
+  // equal its source row too, or a copy that is exact under `up` but lost data (a truncating
+  // cast) would verify as good.
+  const sourceTypes = new Map((await tableColumns(client, sourceOid)).map((c) => [c.name, c.type]));
+  const back = change.lossy === undefined ? (change.down ?? []) : [];
+  const srcRow = `ROW(${[
+    ...change.up.map((m) => `(${m.expression}\n)::${typeOf(m.column)}`),
+    ...back.map((d) => quoteIdent(d.column)),
+  ].join(', ')})::text`;
+  const tgtRow = `ROW(${[
+    ...change.up.map((m) => quoteIdent(m.column)),
+    ...back.map((d) => `(${d.expression}\n)::${sourceTypes.get(d.column)}`),
+  ].join(', ')})::text`;
   // Key text comparable across sides: the source key cast to the target key's type.
   const srcKeyText = `ARRAY[${change.sourceKey.map((k, i) => `${quoteIdent(k)}::${typeOf(change.targetKey[i]!)}::text`).join(', ')}]`;
   const tgtKeyText = `ARRAY[${change.targetKey.map((k) => `${quoteIdent(k)}::text`).join(', ')}]`;
