@@ -446,6 +446,9 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
 
   status.state = 'rolling-back';
   status.abortReason = reason;
+  // A gate interrupted by an abort never reaches its own cleanup; a closed run waits for nothing.
+  // Query-only state, so no patched() is needed: replays issue the same commands.
+  status.waitingGates = [];
   setStage('rolling-back');
   log.warn('rolling back', { reason });
   await CancellationScope.nonCancellable(async () => {

@@ -26,6 +26,7 @@ import type { PlanFile, PlanMonitorCheck, SqlCheck } from './schema';
 import { referencedColumns, splitTargetDdl } from './sql';
 import { offlineProblems, withConnection } from './stages';
 import type { ColumnMapping, TableRef } from './types';
+import { computedKeyProblems } from '../sql/key-mapping';
 
 export interface CheckOptions {
   fileName?: string;
@@ -327,6 +328,7 @@ export async function checkPlan(
         });
     }
 
+    problems.push(...computedKeyProblems(key, plan.mapping));
     const up = await resolveMapping(
       client,
       {

@@ -26,6 +26,7 @@
 import { z } from 'zod';
 import { commandHookSchema, httpHookSchema } from '../../activities/hook';
 import { isSafeIdent } from '../db/ident';
+import { quoteInput } from '../safe-text';
 import {
   httpCheckSchema,
   prometheusCheckSchema,
@@ -46,7 +47,7 @@ function requiredString(what: string) {
 
 export const identifier = (what: string) =>
   requiredString(what).refine(isSafeIdent, {
-    error: (iss) => `${JSON.stringify(iss.input)} is not a safe identifier: ${identRule}`,
+    error: (iss) => `${quoteInput(iss.input)} is not a safe identifier: ${identRule}`,
   });
 
 /** "schema.table" or "table"; each part a safe identifier. */
@@ -58,7 +59,7 @@ const tableName = (what: string) =>
     },
     {
       error: (iss) =>
-        `${JSON.stringify(iss.input)} is not a safe table name: write table or schema.table; in each part ${identRule}`,
+        `${quoteInput(iss.input)} is not a safe table name: write table or schema.table; in each part ${identRule}`,
     },
   );
 
@@ -74,7 +75,7 @@ const columnMap = z.record(z.string(), expression).superRefine((rec, ctx) => {
       ctx.addIssue({
         code: 'custom',
         path: [col],
-        message: `column name ${JSON.stringify(col)} is not a safe identifier: ${identRule}`,
+        message: `column name ${quoteInput(col)} is not a safe identifier: ${identRule}`,
       });
   }
 });
