@@ -37,7 +37,7 @@ function checkedUrl(variable: string, url: string): string {
   }
   if (!ok) {
     throw new UserError(
-      `${variable}: not a valid PostgreSQL connection URL: write it as postgres://user:password@host:5432/dbname, percent-encoding special characters in the password (e.g. @ as %40)`,
+      `${variable}: not a valid PostgreSQL connection URL: write it as postgres://host:5432/dbname with user:password@ before the host, percent-encoding special characters in the password (e.g. @ as %40)`,
     );
   }
   return url;

@@ -14,7 +14,7 @@ export function yamlErrorMessage(e: YAMLError, text: string, lines: LineCounter)
   const at = `line ${pos.line}, column ${pos.col}`;
   switch (e.code) {
     case 'DUPLICATE_KEY': {
-      const key = /^[^:\n]*/.exec(text.slice(e.pos[0], e.pos[1] || e.pos[0] + 80))?.[0].trim();
+      const key = /^[^:\n]*/.exec(text.slice(e.pos[0], e.pos[0] + 80))?.[0].trim();
       return `${at}: duplicate key${key ? ` ${quoteInput(key, 40)}` : ''}: each key may appear once in a mapping; remove or rename one of them`;
     }
     case 'BAD_INDENT':

@@ -12,6 +12,7 @@ import {
 import { defaultPayloadConverter } from '@temporalio/common';
 import { connectionUrl, openClient } from '../db/connect';
 import { UserError } from '../errors';
+import { maskSecrets } from '../safe-text';
 import { checkPlan, formatProblem, loadPlanFile, type ResolvedPlan } from '../plan';
 import {
   abortSignal,
@@ -240,8 +241,9 @@ export async function abortRun(
   keepShadow = false,
 ): Promise<void> {
   const handle = await openHandle(client, idOrPlan, 'abort');
+  // The reason is stored in the history and shown in every status: never a credential.
   await handle
-    .signal(abortSignal, { reason, keepShadow })
+    .signal(abortSignal, { reason: maskSecrets(reason), keepShadow })
     .catch(closedMeanwhile(client, idOrPlan, 'abort'));
 }
 
