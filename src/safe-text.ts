@@ -55,7 +55,7 @@ export const QUOTE_MAX = 80;
  */
 export function quoteInput(value: unknown, max = QUOTE_MAX): string {
   const raw = typeof value === 'string' ? value : String(JSON.stringify(value) ?? value);
-  const text = escapeNonPrintable(maskSecrets(raw));
+  const text = escapeNonPrintable(maskSecrets(raw).replace(/[\\"]/g, '\\$&'));
   if (text.length <= max) return `"${text}"`;
   return `"${text.slice(0, max)}…" (${raw.length} characters)`;
 }

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors';
 import { migrationFileKind, readInputFile } from '../input/files';
-import { quoteInput } from '../safe-text';
+import { escapeNonPrintable } from '../safe-text';
 import { legacyChecksums, scriptChecksum } from './checksum';
 
 /**
@@ -66,7 +66,7 @@ export function loadMigrations(dir: string): MigrationFile[] {
     const m = FILE_PATTERN.exec(file);
     if (!m) {
       problems.push(
-        `${quoteInput(file)}: malformed migration file name (expected NNNN_snake_case_name.up.sql or .down.sql, all lower case, e.g. 0007_add_orders.up.sql): rename it`,
+        `${escapeNonPrintable(file)}: malformed migration file name (expected NNNN_snake_case_name.up.sql or .down.sql, all lower case, e.g. 0007_add_orders.up.sql): rename it`,
       );
       continue;
     }

@@ -206,7 +206,7 @@ describe('migration files', () => {
       const r = await runCli(['migrate', '--dir', dir], env());
       expectRefused(r, 1, `error: invalid migrations in ${dir}:`);
       expect(r.stderr.split('\n')[1]).toBe(
-        '  "0002_b.up.SQL": malformed migration file name (expected NNNN_snake_case_name.up.sql or .down.sql, all lower case, e.g. 0007_add_orders.up.sql): rename it',
+        '  0002_b.up.SQL: malformed migration file name (expected NNNN_snake_case_name.up.sql or .down.sql, all lower case, e.g. 0007_add_orders.up.sql): rename it',
       );
     } finally {
       rmSync(dir, { recursive: true });

@@ -252,7 +252,7 @@ export function register(program: Command): void {
       .command('validate')
       .summary('fail when an applied migration file changed or vanished')
       .description(
-        'Compares the sha256 of every applied up script with the history. Exit 1 when one changed or is\n' +
+        'Compares the sha256 of every applied up script (BOM and line endings ignored) with the history.\nExit 1 when one changed or is ' +
           'missing: applied migrations must never be modified — add a new migration instead.',
       ),
     false,
