@@ -27,6 +27,7 @@ import { referencedColumns, splitTargetDdl } from './sql';
 import { offlineProblems, withConnection } from './stages';
 import type { ColumnMapping, TableRef } from './types';
 import { computedKeyProblems } from '../sql/key-mapping';
+import { resultShapeProblem } from '../sql/result-shape';
 
 export interface CheckOptions {
   fileName?: string;
@@ -241,6 +242,8 @@ async function checkMonitorChecks(
       continue;
     }
     const err = await probe(client, `EXPLAIN (COSTS OFF) ${check.query}`);
+    const shape = err ? null : await resultShapeProblem(client, check.query, true);
+    if (shape) problems.push({ path: `${path}.query`, message: shape });
     if (err)
       problems.push({
         path: `${path}.query`,

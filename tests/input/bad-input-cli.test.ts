@@ -324,6 +324,22 @@ describe('plan check refuses what would only fail after the backfill', () => {
     );
   });
 
+  it('a monitoring query that does not return one number', async () => {
+    const file = planFile(
+      'shape.yaml',
+      goodPlan.replace(
+        "query: SELECT count(*) FROM customers_v2 WHERE first_name = ''",
+        'query: SELECT count(*), max(email) FROM customers_v2',
+      ),
+    );
+    const r = await runCli(['plan', 'check', file], env());
+    expectRefused(
+      r,
+      1,
+      'error: shape.yaml: run.monitor.checks[0].query: returns 2 columns: a check compares one value; select one row with one number',
+    );
+  });
+
   it('a computed key mapping', async () => {
     const before = await dbState();
     const file = planFile(
