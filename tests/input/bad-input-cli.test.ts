@@ -15,6 +15,8 @@ import { createTestDatabase, type TestDatabase } from '../support/db';
 import { scratchMigrations } from '../support/migrations-dir';
 
 const SECRET = 'Sup3rSecretPw';
+/** Each case runs the CLI a few times; on a loaded machine one run can take a minute. */
+const CLI_TIMEOUT = { timeout: 600_000 };
 let db: TestDatabase;
 let url: string;
 let work: string;
@@ -73,52 +75,59 @@ function planFile(name: string, text: string | Buffer): string {
 
 const goodPlan = readFileSync('plans/split-name.yaml', 'utf8');
 
-describe('one error path: <where>: <what is wrong>: <what to do>, never a secret', () => {
-  it('a connection URL pasted into a plan is refused with its password masked', async () => {
-    const before = await dbState();
-    const file = planFile(
-      'url-connection.yaml',
-      goodPlan.replace('source: public.customers', `connection: ${url}\nsource: public.customers`),
-    );
-    const r = await runCli(['plan', 'check', file], env());
-    const masked = new URL(url);
-    masked.password = '***';
-    expectRefused(
-      r,
-      1,
-      `error: url-connection.yaml: connection: "${masked.toString()}" is not a safe identifier: use letters, digits and _ only (no quotes, semicolons, spaces or dots), start with a letter or _, at most 63 characters`,
-    );
-    expect(await dbState()).toEqual(before);
-  });
+describe(
+  'one error path: <where>: <what is wrong>: <what to do>, never a secret',
+  CLI_TIMEOUT,
+  () => {
+    it('a connection URL pasted into a plan is refused with its password masked', async () => {
+      const before = await dbState();
+      const file = planFile(
+        'url-connection.yaml',
+        goodPlan.replace(
+          'source: public.customers',
+          `connection: ${url}\nsource: public.customers`,
+        ),
+      );
+      const r = await runCli(['plan', 'check', file], env());
+      const masked = new URL(url);
+      masked.password = '***';
+      expectRefused(
+        r,
+        1,
+        `error: url-connection.yaml: connection: "${masked.toString()}" is not a safe identifier: use letters, digits and _ only (no quotes, semicolons, spaces or dots), start with a letter or _, at most 63 characters`,
+      );
+      expect(await dbState()).toEqual(before);
+    });
 
-  it('a malformed DATABASE_URL names the variable and is not echoed', async () => {
-    const r = await runCli(
-      ['status'],
-      env({ DATABASE_URL: `postgres://u:${SECRET}@host:port/db` }),
-    );
-    expectRefused(
-      r,
-      1,
-      'error: DATABASE_URL: not a valid PostgreSQL connection URL: write it as postgres://host:5432/dbname with user:password@ before the host, percent-encoding special characters in the password (e.g. @ as %40)',
-    );
-  });
+    it('a malformed DATABASE_URL names the variable and is not echoed', async () => {
+      const r = await runCli(
+        ['status'],
+        env({ DATABASE_URL: `postgres://u:${SECRET}@host:port/db` }),
+      );
+      expectRefused(
+        r,
+        1,
+        'error: DATABASE_URL: not a valid PostgreSQL connection URL: write it as postgres://host:5432/dbname with user:password@ before the host, percent-encoding special characters in the password (e.g. @ as %40)',
+      );
+    });
 
-  it('an unreachable server is named by its URL with the password masked', async () => {
-    const bad = new URL(url);
-    bad.port = '1';
-    const r = await runCli(['status'], env({ DATABASE_URL: bad.toString() }));
-    bad.password = '***';
-    expect(r.code).toBe(1);
-    expect(r.stderr.split('\n')[0]).toMatch(
-      new RegExp(
-        `^error: cannot connect to PostgreSQL at ${bad.toString().replace(/[.*?]/g, '\\$&')}: `,
-      ),
-    );
-    expect(r.stderr).not.toContain(SECRET);
-  });
-});
+    it('an unreachable server is named by its URL with the password masked', async () => {
+      const bad = new URL(url);
+      bad.port = '1';
+      const r = await runCli(['status'], env({ DATABASE_URL: bad.toString() }));
+      bad.password = '***';
+      expect(r.code).toBe(1);
+      expect(r.stderr.split('\n')[0]).toMatch(
+        new RegExp(
+          `^error: cannot connect to PostgreSQL at ${bad.toString().replace(/[.*?]/g, '\\$&')}: `,
+        ),
+      );
+      expect(r.stderr).not.toContain(SECRET);
+    });
+  },
+);
 
-describe('input limits', () => {
+describe('input limits', CLI_TIMEOUT, () => {
   it('a plan file above 1 MiB is refused at once with the limit named', async () => {
     const before = await dbState();
     const big = `${goodPlan}\n# ${'x'.repeat(1024 * 1024)}\n`;
@@ -152,7 +161,7 @@ describe('input limits', () => {
   });
 });
 
-describe('migration files', () => {
+describe('migration files', CLI_TIMEOUT, () => {
   it('a BOM is stripped before the SQL is sent; CRLF→LF keeps an old raw checksum valid and it is upgraded', async () => {
     const crlf =
       '\ufeffCREATE TABLE bom_t (id bigint PRIMARY KEY);\r\nINSERT INTO bom_t VALUES (1);\r\n';
@@ -289,7 +298,7 @@ describe('migration files', () => {
   });
 });
 
-describe('plan check refuses what would only fail after the backfill', () => {
+describe('plan check refuses what would only fail after the backfill', CLI_TIMEOUT, () => {
   it('a data-modifying CTE in sqlChecks', async () => {
     const before = await dbState();
     const file = planFile(
@@ -356,59 +365,63 @@ describe('plan check refuses what would only fail after the backfill', () => {
   });
 });
 
-describe('plan files: YAML and file problems name the file and give a correct hint', () => {
-  it('a YAML alias bomb', async () => {
-    const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
-      .concat(
-        'bcdefgh'
-          .split('')
-          .map((c, i) => `${c}: &${c} [${Array(9).fill(`*${'abcdefgh'[i]}`).join(',')}]`),
-      )
-      .join('\n');
-    const r = await runCli(['plan', 'check', planFile('bomb.yaml', bomb)], env());
-    expectRefused(
-      r,
-      1,
-      'error: bomb.yaml: expands too many YAML aliases (more than 100 alias uses, a resource exhaustion pattern): write the values out instead of nesting *aliases',
-    );
-  });
+describe(
+  'plan files: YAML and file problems name the file and give a correct hint',
+  CLI_TIMEOUT,
+  () => {
+    it('a YAML alias bomb', async () => {
+      const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+        .concat(
+          'bcdefgh'
+            .split('')
+            .map((c, i) => `${c}: &${c} [${Array(9).fill(`*${'abcdefgh'[i]}`).join(',')}]`),
+        )
+        .join('\n');
+      const r = await runCli(['plan', 'check', planFile('bomb.yaml', bomb)], env());
+      expectRefused(
+        r,
+        1,
+        'error: bomb.yaml: expands too many YAML aliases (more than 100 alias uses, a resource exhaustion pattern): write the values out instead of nesting *aliases',
+      );
+    });
 
-  it('a duplicate key', async () => {
-    const file = planFile(
-      'dup.yaml',
-      goodPlan.replace(
-        'source: public.customers',
-        'source: public.customers\nsource: public.orders',
-      ),
-    );
-    const r = await runCli(['plan', 'check', file], env());
-    expectRefused(
-      r,
-      1,
-      'error: dup.yaml: line 5, column 1: duplicate key "source": each key may appear once in a mapping; remove or rename one of them',
-    );
-  });
+    it('a duplicate key', async () => {
+      const file = planFile(
+        'dup.yaml',
+        goodPlan.replace(
+          'source: public.customers',
+          'source: public.customers\nsource: public.orders',
+        ),
+      );
+      const r = await runCli(['plan', 'check', file], env());
+      expectRefused(
+        r,
+        1,
+        'error: dup.yaml: line 5, column 1: duplicate key "source": each key may appear once in a mapping; remove or rename one of them',
+      );
+    });
 
-  it('a missing plan file', async () => {
-    const file = join(work, 'nope.yaml');
-    const r = await runCli(['plan', 'check', file], env());
-    expectRefused(
-      r,
-      1,
-      `error: ${file}: no such plan file: check the path (plans/ holds examples)`,
-    );
-  });
+    it('a missing plan file', async () => {
+      const file = join(work, 'nope.yaml');
+      const r = await runCli(['plan', 'check', file], env());
+      expectRefused(
+        r,
+        1,
+        `error: ${file}: no such plan file: check the path (plans/ holds examples)`,
+      );
+    });
 
-  it('binary garbage is refused without being echoed', async () => {
-    const garbage = Buffer.alloc(4200);
-    for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919 + 13) % 256;
-    const file = planFile('garbage.yaml', garbage);
-    const r = await runCli(['plan', 'check', file], env());
-    expectRefused(
-      r,
-      1,
-      `error: ${file}: is not a text file (binary or not UTF-8): a plan file is UTF-8 text`,
-    );
-    expect(r.stderr.length).toBeLessThan(300);
-  });
-});
+    it('binary garbage is refused without being echoed', async () => {
+      const garbage = Buffer.alloc(4200);
+      for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919 + 13) % 256;
+      const file = planFile('garbage.yaml', garbage);
+      const r = await runCli(['plan', 'check', file], env());
+      expectRefused(
+        r,
+        1,
+        `error: ${file}: is not a text file (binary or not UTF-8): a plan file is UTF-8 text`,
+      );
+      expect(r.stderr.length).toBeLessThan(300);
+    });
+  },
+);
