@@ -3,6 +3,7 @@ import { maskSecrets, quoteInput, safeMessage } from '../../src/safe-text';
 import { readOnlyQueryProblem } from '../../src/sql/read-only';
 import { computedKeyProblems } from '../../src/sql/key-mapping';
 import { legacyChecksums, scriptChecksum, sha256 } from '../../src/migrate/checksum';
+import { lintTemp } from '../lint/helpers';
 
 const SECRET = 'Sup3rSecretPw';
 
@@ -96,5 +97,14 @@ describe('migration checksums', () => {
     expect(legacyChecksums(lf)).toContain(sha256(lf.replace(/\n/g, '\r\n')));
     expect(legacyChecksums(lf)).toContain(sha256(crlfBom));
     expect(scriptChecksum('CREATE TABLE t (id bigint);\nSELECT 1;\n')).not.toBe(scriptChecksum(lf));
+  });
+});
+
+describe('the lint reads migration files as the runner does', () => {
+  it('a BOM and CRLF endings are not a syntax error', async () => {
+    const r = await lintTemp({
+      '0002_x.up.sql': '\ufeffALTER TABLE users ADD COLUMN nickname text;\r\nSELECT 1;\r\n',
+    });
+    expect(r.findings).toEqual([]);
   });
 });
