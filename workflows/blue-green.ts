@@ -443,6 +443,9 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   status.abortReason = reason;
   // The cause (with the offending key, for data errors) is visible while the undos run.
   if (failure) status.error = describe(failure);
+  // A gate interrupted by an abort never reaches its own cleanup; a closed run waits for nothing.
+  // Query-only state, so no patched() is needed: replays issue the same commands.
+  status.waitingGates = [];
   setStage('rolling-back');
   if (failure) setCurrentDetails(`**${change.name}**: rolling back: ${reason}`);
   log.warn('rolling back', { reason });

@@ -10,14 +10,36 @@ import { UserError } from '../errors';
  */
 export function connectionUrl(name = 'default', env: NodeJS.ProcessEnv = process.env): string {
   if (name === 'default') {
-    const url = env.CUTOVER_DATABASE_URL ?? env.DATABASE_URL;
+    const key = env.CUTOVER_DATABASE_URL !== undefined ? 'CUTOVER_DATABASE_URL' : 'DATABASE_URL';
+    const url = env[key];
     if (!url)
       throw new UserError('no database configured: set DATABASE_URL (or CUTOVER_DATABASE_URL)');
-    return url;
+    return checkedUrl(key, url);
   }
   const key = `CUTOVER_DB_${name.toUpperCase().replace(/-/g, '_')}_URL`;
   const url = env[key];
   if (!url) throw new UserError(`connection "${name}" is not configured: set ${key}`);
+  return checkedUrl(key, url);
+}
+
+/**
+ * The driver's own complaint about a bad URL is a bare "Invalid URL" that names neither the
+ * variable nor the fix. The URL itself is never echoed: a malformed one cannot be masked reliably.
+ */
+function checkedUrl(variable: string, url: string): string {
+  let ok = /^postgres(ql)?:\/\//i.test(url);
+  if (ok) {
+    try {
+      new URL(url);
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    throw new UserError(
+      `${variable}: not a valid PostgreSQL connection URL: write it as postgres://host:5432/dbname with user:password@ before the host, percent-encoding special characters in the password (e.g. @ as %40)`,
+    );
+  }
   return url;
 }
 

@@ -43,6 +43,8 @@ export interface FileContext {
   viewsCreated: Set<string>;
   lockTimeoutSet: boolean;
   lockTimeoutReported: boolean;
+  /** Enum values added so far in this file's one transaction (transactional files only). */
+  enumValuesAdded?: Set<string>;
 }
 
 /** Reports a finding at a byte offset (a node's location, or the statement start). */
@@ -67,6 +69,9 @@ export function checkStatement(
       `DDL on ${table.replace(/^public\./, '')} runs without a lock_timeout (the runner's default is disabled and the file sets none before this statement)`,
     );
   };
+
+  if (ctx.enumValuesAdded?.size && !('AlterEnumStmt' in node))
+    usesNewEnumValue(node, stmtStart, ctx.enumValuesAdded, emit);
 
   if ('TransactionStmt' in node) {
     emit(
@@ -102,6 +107,7 @@ export function checkStatement(
         'REINDEX CONCURRENTLY inside a transactional migration',
       );
     }
+    if (!concurrent) reindex(node.ReindexStmt, stmtStart, state, emit);
   } else if ('DropStmt' in node) {
     drop(node.DropStmt, stmtStart, ctx, state, emit, requireLockTimeout);
   } else if ('AlterTableStmt' in node) {
@@ -118,9 +124,52 @@ export function checkStatement(
         stmtStart,
         `TRUNCATE ${tables.map(tableDisplay).join(', ')} CASCADE also empties every table that references ${tables.length > 1 ? 'them' : 'it'}`,
       );
+    } else {
+      const existing = tables.filter((rv) => !state.isNew(tableKey(rv)));
+      if (existing.length)
+        emit(
+          'truncate',
+          stmtStart,
+          `TRUNCATE ${existing.map(tableDisplay).join(', ')} locks and empties an existing table`,
+        );
     }
+  } else if ('VacuumStmt' in node) {
+    const v = node.VacuumStmt;
+    const full = (v.options ?? []).some(
+      (o) => 'DefElem' in o && o.DefElem.defname === 'full' && !isFalse(o.DefElem.arg),
+    );
+    const rels = (v.rels ?? []).flatMap((r) =>
+      'VacuumRelation' in r && r.VacuumRelation.relation ? [r.VacuumRelation.relation] : [],
+    );
+    if (full && (rels.length === 0 || rels.some((rv) => !state.isNew(tableKey(rv)))))
+      emit(
+        'vacuum-full-or-cluster',
+        stmtStart,
+        `VACUUM FULL ${rels.length ? rels.map(tableDisplay).join(', ') : '(every table)'} rewrites under an ACCESS EXCLUSIVE lock`,
+      );
+  } else if ('ClusterStmt' in node) {
+    const rv = node.ClusterStmt.relation;
+    if (!rv || !state.isNew(tableKey(rv)))
+      emit(
+        'vacuum-full-or-cluster',
+        stmtStart,
+        `CLUSTER ${rv ? tableDisplay(rv) : '(every clustered table)'} rewrites under an ACCESS EXCLUSIVE lock`,
+      );
+  } else if ('UpdateStmt' in node || 'DeleteStmt' in node) {
+    const isUpdate = 'UpdateStmt' in node;
+    const w = isUpdate ? node.UpdateStmt : node.DeleteStmt;
+    // A down script undoing a backfill clears what the up wrote, in the runner's one
+    // transaction: batching is not an option there, so it is not flagged.
+    if (w.relation && !w.whereClause && ctx.kind !== 'down' && !state.isNew(tableKey(w.relation)))
+      emit(
+        'whole-table-write',
+        stmtStart,
+        `${isUpdate ? 'UPDATE' : 'DELETE FROM'} ${tableDisplay(w.relation)} without WHERE ${isUpdate ? 'rewrites' : 'deletes'} every row in one transaction`,
+      );
   } else if ('AlterEnumStmt' in node) {
     const e = node.AlterEnumStmt;
+    if (e.newVal !== undefined && ctx.transactional)
+      (ctx.enumValuesAdded ??= new Set()).add(e.newVal);
     const old = ctx.serverVersion !== undefined && ctx.serverVersion < 120000;
     if (e.newVal !== undefined && ctx.transactional && old) {
       emit(
@@ -141,6 +190,59 @@ export function checkStatement(
       }
     }
   }
+}
+
+function isFalse(arg: Node | undefined): boolean {
+  if (!arg) return false;
+  if ('Boolean' in arg) return !arg.Boolean.boolval;
+  if ('A_Const' in arg) return arg.A_Const.boolval?.boolval === false;
+  if ('String' in arg) return ['false', 'off', '0'].includes(String(arg.String.sval).toLowerCase());
+  return false;
+}
+
+function reindex(
+  r: Extract<Node, { ReindexStmt: unknown }>['ReindexStmt'],
+  stmtStart: number,
+  state: SchemaState,
+  emit: Emit,
+): void {
+  const rv = r.relation;
+  let what: string;
+  if (r.kind === 'REINDEX_OBJECT_TABLE' && rv) {
+    if (state.isNew(tableKey(rv))) return;
+    what = `table ${tableDisplay(rv)}`;
+  } else if (r.kind === 'REINDEX_OBJECT_INDEX' && rv) {
+    const table = state.indexTables.get(tableKey(rv));
+    if (table && state.isNew(table)) return;
+    what = `index ${tableDisplay(rv)}`;
+  } else {
+    what = `${(r.kind ?? '').replace('REINDEX_OBJECT_', '').toLowerCase()} ${r.name ?? ''}`.trim();
+  }
+  emit('reindex-not-concurrently', stmtStart, `REINDEX ${what} without CONCURRENTLY blocks writes`);
+}
+
+/**
+ * A string constant equal to an enum value this transaction added: in practice a use of it
+ * (`SET status = 'archived'`, `DEFAULT 'archived'`, `'archived'::status`), which PostgreSQL
+ * refuses until the ADD VALUE commits.
+ */
+function usesNewEnumValue(node: Node, stmtStart: number, added: Set<string>, emit: Emit): void {
+  const found = new Set<string>();
+  const walk = (n: unknown): void => {
+    if (Array.isArray(n)) return n.forEach(walk);
+    if (n === null || typeof n !== 'object') return;
+    const o = n as Record<string, unknown>;
+    const sval = (o.A_Const as { sval?: { sval?: string } } | undefined)?.sval?.sval;
+    if (sval !== undefined && added.has(sval)) found.add(sval);
+    Object.values(o).forEach(walk);
+  };
+  walk(node);
+  for (const v of found)
+    emit(
+      'enum-value-used-in-transaction',
+      stmtStart,
+      `enum value '${v}' is used in the same transaction that adds it`,
+    );
 }
 
 function typeWarnings(

@@ -1,5 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import { UserError } from '../errors';
+import { migrationFileKind, readInputFile } from '../input/files';
 import { tableKey } from './ast';
 import { checkStatement, type FileContext } from './checks';
 import {
@@ -112,14 +111,8 @@ export async function lintFiles(paths: string[], opts: LintFilesOptions = {}): P
 }
 
 async function input(file: string, fileIndex: number, applied: boolean): Promise<LintFileInput> {
-  let sql: string;
-  try {
-    sql = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new UserError(
-      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-    );
-  }
+  // The runner's reader: same size limit, binary refused, BOM stripped (as the runner sends it).
+  const { text: sql } = readInputFile(file, migrationFileKind);
   return {
     file,
     sql,

@@ -36,7 +36,12 @@ export const RULE_IDS = [
   'unique-without-index',
   'missing-lock-timeout',
   'truncate-cascade',
+  'truncate',
+  'reindex-not-concurrently',
+  'vacuum-full-or-cluster',
+  'whole-table-write',
   'enum-value-in-transaction',
+  'enum-value-used-in-transaction',
   'prefer-bigint',
   'prefer-identity',
   'prefer-timestamptz',
@@ -174,12 +179,47 @@ const table: Record<RuleId, Omit<RuleMeta, 'id'>> = {
     safeAlternative:
       'Truncate the named tables explicitly (TRUNCATE a, b) after checking what references them, or delete in batches.',
   },
+  truncate: {
+    severity: 'error',
+    title: 'TRUNCATE of an existing table.',
+    why: 'TRUNCATE takes an ACCESS EXCLUSIVE lock (every read and write of the table waits) and empties it at once: the data is gone for every application still using it, with no WHERE to limit the damage.',
+    safeAlternative:
+      'Delete the rows you mean in keyset batches (DELETE … WHERE id IN (SELECT id … LIMIT 10000)), or drop the table in a later contract step once nothing reads it.',
+  },
+  'reindex-not-concurrently': {
+    severity: 'error',
+    title: 'REINDEX without CONCURRENTLY.',
+    why: 'A plain REINDEX blocks writes to the table for the whole rebuild, and queries that would use the index wait on its ACCESS EXCLUSIVE lock.',
+    safeAlternative:
+      'REINDEX INDEX CONCURRENTLY (PostgreSQL 12+) in a migration marked `-- cutover:no-transaction`.',
+  },
+  'vacuum-full-or-cluster': {
+    severity: 'error',
+    title: 'VACUUM FULL or CLUSTER.',
+    why: 'Both rewrite the whole table under an ACCESS EXCLUSIVE lock: no read or write gets through until the rewrite ends, and it needs room for a second copy of the table.',
+    safeAlternative:
+      'Plain VACUUM (outside a migration), pg_repack / pg_squeeze for an online rewrite, or a cutover blue-green plan that copies into a new table.',
+  },
+  'whole-table-write': {
+    severity: 'warning',
+    title: 'UPDATE or DELETE without WHERE on an existing table.',
+    why: 'One statement locks and rewrites (or deletes) every row in a single transaction: concurrent writers wait on row locks until it commits, and dead rows and WAL pile up at once.',
+    safeAlternative:
+      'Work in keyset batches committed one by one (… WHERE id > $last AND id <= $last + 10000), or add the WHERE clause you meant.',
+  },
   'enum-value-in-transaction': {
     severity: 'error',
     title: 'ALTER TYPE ... ADD VALUE inside a transaction on PostgreSQL before 12.',
     why: 'Before PostgreSQL 12 adding an enum value cannot run inside a transaction block: the migration fails at deploy time.',
     safeAlternative:
       'Put ALTER TYPE ... ADD VALUE in a migration marked `-- cutover:no-transaction` (and do not use the new value in the same transaction).',
+  },
+  'enum-value-used-in-transaction': {
+    severity: 'error',
+    title: 'A new enum value used in the transaction that adds it.',
+    why: 'PostgreSQL 12+ allows ALTER TYPE … ADD VALUE in a transaction, but the new value cannot be used until that transaction commits ("unsafe use of new value"): the migration fails at deploy time.',
+    safeAlternative:
+      'Add the value in its own migration (or one marked `-- cutover:no-transaction`), and use it in a later migration.',
   },
   'prefer-bigint': {
     severity: 'warning',

@@ -1,7 +1,9 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors';
+import { migrationFileKind, readInputFile } from '../input/files';
+import { escapeNonPrintable } from '../safe-text';
+import { legacyChecksums, scriptChecksum } from './checksum';
 
 /**
  * On-disk format: every migration is a pair of files in the migrations directory,
@@ -23,9 +25,16 @@ const HEADER_LINES = 5;
 export function sqlHasNoTransactionDirective(sql: string): boolean {
   return NO_TRANSACTION_LINE.test(sql.split('\n').slice(0, HEADER_LINES).join('\n'));
 }
+/**
+ * Names that look meant as migrations though FILE_PATTERN refuses them (`0002_x.up.SQL`,
+ * `0002_x.up`, `2-x.sql`): reported rather than silently skipped, since a skipped migration is
+ * a schema change that never happens.
+ */
+const LOOKS_LIKE_MIGRATION = /\.sql$|^\d+[_-].*\.(up|down)$/i;
 
 export interface MigrationScript {
   path: string;
+  /** The text sent to PostgreSQL: BOM removed. */
   sql: string;
   /** Runs statement by statement outside a transaction. */
   noTransaction: boolean;
@@ -36,19 +45,20 @@ export interface MigrationFile {
   name: string;
   /** e.g. 0003_create_user_preferences */
   id: string;
-  /** sha256 (hex) of the up script: the guard behind "never modify applied migrations". */
+  /**
+   * sha256 (hex) of the normalized up script (see checksum.ts): the guard behind "never modify
+   * applied migrations".
+   */
   checksum: string;
+  /** Checksums an older cutover stored for this same script (raw text), still accepted. */
+  legacyChecksums: string[];
   up: MigrationScript;
   down?: MigrationScript;
 }
 
-export function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
-
-function readScript(path: string): MigrationScript {
-  const sql = readFileSync(path, 'utf8');
-  return { path, sql, noTransaction: sqlHasNoTransactionDirective(sql) };
+function readScript(path: string): MigrationScript & { raw: string } {
+  const { raw, text: sql } = readInputFile(path, migrationFileKind);
+  return { path, sql, raw, noTransaction: sqlHasNoTransactionDirective(sql) };
 }
 
 /**
@@ -60,11 +70,11 @@ export function loadMigrations(dir: string): MigrationFile[] {
   const byVersion = new Map<number, { name: string; up?: string; down?: string }>();
   const problems: string[] = [];
   for (const file of readdirSync(dir).sort()) {
-    if (!file.endsWith('.sql')) continue;
+    if (!LOOKS_LIKE_MIGRATION.test(file)) continue;
     const m = FILE_PATTERN.exec(file);
     if (!m) {
       problems.push(
-        `${file}: malformed migration file name (expected NNNN_snake_case_name.up.sql or .down.sql, e.g. 0007_add_orders.up.sql)`,
+        `${escapeNonPrintable(file)}: malformed migration file name (expected NNNN_snake_case_name.up.sql or .down.sql, all lower case, e.g. 0007_add_orders.up.sql): rename it`,
       );
       continue;
     }
@@ -97,14 +107,16 @@ export function loadMigrations(dir: string): MigrationFile[] {
     throw new UserError(`invalid migrations in ${dir}:\n  ${problems.join('\n  ')}`);
   return versions.map((version) => {
     const e = byVersion.get(version)!;
-    const up = readScript(e.up!);
+    const { raw, ...up } = readScript(e.up!);
+    const down = e.down ? readScript(e.down) : undefined;
     return {
       version,
       name: e.name,
       id: `${pad(version)}_${e.name}`,
-      checksum: sha256(up.sql),
+      checksum: scriptChecksum(raw),
+      legacyChecksums: legacyChecksums(raw),
       up,
-      down: e.down ? readScript(e.down) : undefined,
+      down: down && { path: down.path, sql: down.sql, noTransaction: down.noTransaction },
     };
   });
 }

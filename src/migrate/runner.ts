@@ -8,11 +8,18 @@ import { acquireRunnerLock, releaseRunnerLock } from './advisory-lock';
 import { statementError } from './errors';
 import { loadMigrations, pad, type MigrationFile, type MigrationScript } from './files';
 import {
+  clearProgress,
   ensureHistoryTable,
   readHistory,
+  readProgress,
   recordApplied,
+  recordProgressError,
   recordRolledBack,
+  recordStatementDone,
+  startProgress,
+  upgradeChecksum,
   type AppliedMigration,
+  type MigrationProgress,
 } from './history';
 import { splitStatements, type SqlStatement } from './sql-split';
 import { formatFindings, lintFiles } from '../lint';
@@ -52,6 +59,8 @@ export interface RollbackOptions extends RunnerOptions {
   to?: number | string;
   /** Roll back this many of the newest applied migrations. */
   steps?: number;
+  /** Roll back every applied migration (same as to: 0). */
+  all?: boolean;
 }
 
 export interface StepResult {
@@ -65,7 +74,8 @@ export interface StepResult {
   skipped?: boolean;
 }
 
-export type MigrationState = 'applied' | 'pending' | 'changed' | 'missing';
+/** partial: a no-transaction up script failed half-way; some of its statements stay applied. */
+export type MigrationState = 'applied' | 'pending' | 'partial' | 'changed' | 'missing';
 
 export interface StatusEntry {
   version: number;
@@ -75,6 +85,10 @@ export interface StatusEntry {
   executionMs?: number;
   appliedBy?: string;
   hasDown: boolean;
+  /** partial: the statements that completed, out of statementsTotal, and the error that stopped it. */
+  statementsRun?: string[];
+  statementsTotal?: number;
+  error?: string;
 }
 
 export interface StatusReport {
@@ -123,15 +137,35 @@ async function withRunner<T>(
   }
 }
 
-export function computeStatus(files: MigrationFile[], history: AppliedMigration[]): StatusReport {
+/** True when a history row's checksum is this file's, current or as an older cutover stored it. */
+export function checksumMatches(f: MigrationFile, h: AppliedMigration): boolean {
+  return h.checksum === f.checksum || f.legacyChecksums.includes(h.checksum);
+}
+
+export function computeStatus(
+  files: MigrationFile[],
+  history: AppliedMigration[],
+  progress: MigrationProgress[] = [],
+): StatusReport {
   const applied = new Map(history.map((h) => [h.version, h]));
+  const partial = new Map(progress.map((p) => [p.version, p]));
   const entries: StatusEntry[] = files.map((f) => {
     const h = applied.get(f.version);
     const base = { version: f.version, name: f.name, hasDown: Boolean(f.down) };
+    const p = partial.get(f.version);
+    if (!h && p && p.statementsDone.length > 0) {
+      return {
+        ...base,
+        state: 'partial',
+        statementsRun: p.statementsDone,
+        statementsTotal: p.statementsTotal,
+        error: p.error,
+      };
+    }
     if (!h) return { ...base, state: 'pending' };
     return {
       ...base,
-      state: h.checksum === f.checksum && h.name === f.name ? 'applied' : 'changed',
+      state: checksumMatches(f, h) && h.name === f.name ? 'applied' : 'changed',
       appliedAt: h.appliedAt.toISOString(),
       executionMs: h.executionMs,
       appliedBy: h.appliedBy,
@@ -158,7 +192,7 @@ export async function status(db: Db, opts: Pick<RunnerOptions, 'dir'>): Promise<
   const files = loadMigrations(opts.dir);
   const client = typeof db === 'string' ? await openClient(db, 'cutover status') : db;
   try {
-    return computeStatus(files, await readHistory(client));
+    return computeStatus(files, await readHistory(client), await readProgress(client));
   } finally {
     if (typeof db === 'string') await client.end().catch(() => {});
   }
@@ -180,6 +214,8 @@ async function runScript(
   script: MigrationScript,
   opts: RunnerOptions,
   inTransaction: (stmts: SqlStatement[]) => Promise<void>,
+  /** No-transaction up scripts: record each completed statement (see history.ts). */
+  track?: { version: number; name: string },
 ): Promise<number> {
   const stmts = await splitStatements(script.sql);
   const lockTimeoutMs = opts.lockTimeoutMs ?? defaultLockRetry.lockTimeoutMs;
@@ -208,19 +244,23 @@ async function runScript(
     );
     return stmts.length;
   }
+  if (track) await startProgress(client, track, stmts.length);
   for (const [i, stmt] of stmts.entries()) {
     try {
       await withLockRetry(client, () => client.query(stmt.sql), retry);
     } catch (err) {
-      throw statementError(
+      const e = statementError(
         err,
         script.path,
         stmt,
         i > 0
-          ? `${i} earlier statement(s) of this no-transaction script were applied and stay applied; make the script re-runnable (IF NOT EXISTS) before retrying`
+          ? `${i} earlier statement(s) of this no-transaction script were applied and stay applied (\`cutover status\` lists them); make the script re-runnable (IF NOT EXISTS) before retrying`
           : undefined,
       );
+      if (track) await recordProgressError(client, track.version, e.message).catch(() => {});
+      throw e;
     }
+    if (track) await recordStatementDone(client, track.version, stmt.sql);
   }
   return stmts.length;
 }
@@ -245,6 +285,7 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<StepResult[
     const report = computeStatus(files, history);
     const problems = integrityProblems(report);
     if (problems.length) throw new UserError(`refusing to migrate:\n  ${problems.join('\n  ')}`);
+    if (!opts.dryRun) await upgradeLegacyChecksums(client, files, history, log);
 
     const last = files.length ? files[files.length - 1]!.version : 0;
     const target = opts.to === undefined ? last : parseVersion(opts.to);
@@ -317,6 +358,25 @@ async function lintPending(
   );
 }
 
+/**
+ * History rows written before checksums were normalized (see checksum.ts) are rewritten to the
+ * normalized checksum once they are known to match, so later runs compare like with like.
+ */
+async function upgradeLegacyChecksums(
+  client: pg.Client,
+  files: MigrationFile[],
+  history: AppliedMigration[],
+  log: (l: string) => void,
+): Promise<void> {
+  const byVersion = new Map(files.map((f) => [f.version, f]));
+  for (const h of history) {
+    const f = byVersion.get(h.version);
+    if (!f || h.checksum === f.checksum || !f.legacyChecksums.includes(h.checksum)) continue;
+    await upgradeChecksum(client, h.version, f.checksum);
+    log(`${f.id}: history checksum upgraded to the line-ending-independent form`);
+  }
+}
+
 async function applyAll(
   client: pg.Client,
   pending: MigrationFile[],
@@ -331,8 +391,16 @@ async function applyAll(
     const started = performance.now();
     let statements: number;
     if (m.up.noTransaction) {
-      statements = await runScript(client, m.up, opts, async () => {});
-      await recordApplied(client, m, performance.now() - started, appliedBy);
+      statements = await runScript(client, m.up, opts, async () => {}, m);
+      await client.query('BEGIN');
+      try {
+        await recordApplied(client, m, performance.now() - started, appliedBy);
+        await clearProgress(client, m.version);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      }
     } else {
       statements = await runScript(client, m.up, opts, async (stmts) => {
         await execAll(client, m.up.path, stmts);
@@ -390,8 +458,10 @@ async function dryRun(
 }
 
 export async function rollback(db: Db, opts: RollbackOptions): Promise<StepResult[]> {
-  if (opts.to !== undefined && opts.steps !== undefined)
-    throw new UserError('give either --to or --steps, not both', 2);
+  if (
+    [opts.to !== undefined, opts.steps !== undefined, Boolean(opts.all)].filter(Boolean).length > 1
+  )
+    throw new UserError('rollback: give one of --to, --steps or --all', 2);
   if (opts.steps !== undefined && (!Number.isInteger(opts.steps) || opts.steps < 1)) {
     throw new UserError(`--steps must be a positive whole number, got ${opts.steps}`, 2);
   }
@@ -411,8 +481,19 @@ export async function rollback(db: Db, opts: RollbackOptions): Promise<StepResul
         );
       }
       targets = newestFirst.filter((h) => h.version > to);
+    } else if (opts.all) {
+      targets = newestFirst;
     } else {
-      targets = newestFirst.slice(0, opts.steps ?? 1);
+      const steps = opts.steps ?? 1;
+      // Fewer applied than asked usually means a wrong database or a miscount: rolling back
+      // everything there is would be a bigger change than the user reviewed.
+      if (steps > history.length && history.length > 0) {
+        throw new UserError(
+          `rollback: --steps ${steps} asks for ${steps} migrations but only ${history.length} ${history.length === 1 ? 'is' : 'are'} applied; nothing was rolled back: ` +
+            `use --steps ${history.length}, --all or --to <version>`,
+        );
+      }
+      targets = newestFirst.slice(0, steps);
     }
     if (!targets.length) {
       log('nothing to roll back');
@@ -429,7 +510,7 @@ export async function rollback(db: Db, opts: RollbackOptions): Promise<StepResul
     const results: StepResult[] = [];
     for (const h of targets) {
       const m = byVersion.get(h.version)!;
-      if (m.checksum !== h.checksum)
+      if (!checksumMatches(m, h))
         log(`warning: ${m.id} changed since it was applied; its down script may not match`);
       const down = m.down!;
       log(`rolling back ${m.id}${down.noTransaction ? ' (no transaction)' : ''}`);

@@ -29,6 +29,7 @@ import { referencedColumns, splitTargetDdl } from './sql';
 import { type PreflightSpec, preflightSpec, runPreflight } from './preflight';
 import { offlineProblems, withConnection, type ResolvedStage } from './stages';
 import type { ColumnMapping, ResolvedChange, TableRef } from './types';
+import { computedKeyProblems } from '../sql/key-mapping';
 
 export interface CheckOptions {
   fileName?: string;
@@ -284,6 +285,7 @@ async function checkDefinition(
         });
     }
 
+    problems.push(...computedKeyProblems(key, plan.mapping));
     const up = await resolveMapping(
       client,
       {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { isSafeIdent } from '../db/ident';
+import { quoteInput } from '../safe-text';
 import {
   httpCheckSchema,
   prometheusCheckSchema,
@@ -23,7 +24,7 @@ export function requiredString(what: string) {
 
 export const identifier = (what: string) =>
   requiredString(what).refine(isSafeIdent, {
-    error: (iss) => `${JSON.stringify(iss.input)} is not a safe identifier: ${identRule}`,
+    error: (iss) => `${quoteInput(iss.input)} is not a safe identifier: ${identRule}`,
   });
 
 /** "schema.table" or "table"; each part a safe identifier. */
@@ -35,7 +36,7 @@ export const tableName = (what: string) =>
     },
     {
       error: (iss) =>
-        `${JSON.stringify(iss.input)} is not a safe table name: write table or schema.table; in each part ${identRule}`,
+        `${quoteInput(iss.input)} is not a safe table name: write table or schema.table; in each part ${identRule}`,
     },
   );
 
@@ -51,7 +52,7 @@ export const columnMap = z.record(z.string(), expression).superRefine((rec, ctx)
       ctx.addIssue({
         code: 'custom',
         path: [col],
-        message: `column name ${JSON.stringify(col)} is not a safe identifier: ${identRule}`,
+        message: `column name ${quoteInput(col)} is not a safe identifier: ${identRule}`,
       });
   }
 });

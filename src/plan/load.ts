@@ -2,11 +2,13 @@
  * Plan files: YAML text → validated PlanFile. Every problem is reported as
  * `<file>: <field path>: <what is wrong and what to do>`, all of them at once.
  */
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { UserError } from '../errors';
+import { planFileKind, readInputFile } from '../input/files';
+import { yamlErrorMessage, yamlToData } from '../input/yaml';
+import { quoteInput } from '../safe-text';
 import { planSchema, type PlanFile } from './schema';
 import { offlineProblems } from './stages';
 
@@ -135,7 +137,7 @@ function zodProblems(error: z.ZodError, data: unknown): PlanProblem[] {
   return error.issues.map((iss) => {
     if (iss.code === 'unrecognized_keys') {
       const known = knownFields(iss.path, data);
-      const names = iss.keys.map((k) => JSON.stringify(k)).join(', ');
+      const names = iss.keys.map((k) => quoteInput(k, 40)).join(', ');
       return {
         path: formatPath(iss.path),
         message:
@@ -154,16 +156,12 @@ export function parsePlan(text: string, fileName = 'plan.yaml'): PlanFile {
   if (doc.errors.length > 0) {
     throw new PlanError(
       fileName,
-      doc.errors.map((e) => {
-        const pos = lineCounter.linePos(e.pos[0]);
-        return {
-          path: '',
-          message: `line ${pos.line}, column ${pos.col}: invalid YAML (${e.message.split('\n')[0]}): fix the indentation or quoting there`,
-        };
-      }),
+      doc.errors.map((e) => ({ path: '', message: yamlErrorMessage(e, text, lineCounter) })),
     );
   }
-  const data: unknown = doc.toJS();
+  const js = yamlToData(doc);
+  if ('problem' in js) throw new PlanError(fileName, [{ path: '', message: js.problem }]);
+  const data = js.data;
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new PlanError(fileName, [
       {
@@ -181,11 +179,7 @@ export function parsePlan(text: string, fileName = 'plan.yaml'): PlanFile {
 
 /** Reads and validates a plan file; errors name the file by its base name. */
 export async function loadPlanFile(path: string): Promise<PlanFile> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new UserError(`cannot read plan file ${path}: ${(err as Error).message}`);
-  }
+  // Size, binary content and unreadable files are refused before YAML sees a byte.
+  const { text } = readInputFile(path, planFileKind);
   return parsePlan(text, basename(path));
 }

@@ -5,6 +5,7 @@
  * compiles what passed (see check.ts), so these checks only need to be about shape, not meaning.
  */
 import { loadModule, parseSync } from 'libpg-query';
+import { readOnlyQueryProblem } from '../sql/read-only';
 
 // The parser is WebAssembly; loading it once at import keeps every check synchronous (zod refinements).
 await loadModule();
@@ -64,21 +65,12 @@ export function referencedColumns(expr: string): Set<string> {
   return found;
 }
 
-/** Null when `sql` is one plain SELECT (or WITH … SELECT) statement, else what is wrong. */
+/**
+ * Null when `sql` is one read-only SELECT (or WITH … SELECT) statement, else what is wrong:
+ * see src/sql/read-only.ts (data-modifying CTEs, SELECT INTO, row locks, side-effect calls).
+ */
 export function selectProblem(sql: string): string | null {
-  if (sql.trim().length === 0) return 'must be a non-empty SELECT statement';
-  let tree;
-  try {
-    tree = parse(sql);
-  } catch (err) {
-    return `not valid SQL (${syntaxMessage(err)})`;
-  }
-  if (tree.stmts.length !== 1)
-    return 'must be exactly one statement (no semicolons between statements)';
-  const select = tree.stmts[0]!.stmt.SelectStmt as Node | undefined;
-  if (!select) return 'must be a SELECT statement';
-  if (select.intoClause) return 'must be a plain SELECT (SELECT … INTO creates a table)';
-  return null;
+  return readOnlyQueryProblem(sql);
 }
 
 export interface DdlStatement {

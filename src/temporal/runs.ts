@@ -12,6 +12,7 @@ import {
 import { defaultPayloadConverter } from '@temporalio/common';
 import { connectionUrl, openClient } from '../db/connect';
 import { UserError } from '../errors';
+import { maskSecrets } from '../safe-text';
 import { checkPlan, formatProblem, loadPlanFile, type ResolvedPlan } from '../plan';
 import {
   abortSignal,
@@ -157,13 +158,10 @@ export function workflowIdOf(idOrPlan: string): string {
   return idOrPlan.startsWith('cutover-') ? idOrPlan : workflowIdFor(idOrPlan);
 }
 
-async function existingHandle(
-  client: Client,
-  idOrPlan: string,
-): Promise<WorkflowHandle<typeof blueGreen>> {
+async function describedHandle(client: Client, idOrPlan: string) {
   const handle = client.workflow.getHandle<typeof blueGreen>(workflowIdOf(idOrPlan));
   try {
-    await handle.describe();
+    return { handle, desc: await handle.describe() };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
       throw new UserError(
@@ -172,7 +170,53 @@ async function existingHandle(
     }
     throw err;
   }
+}
+
+/** How a closed run ended, e.g. `rolled-back: aborted: load test over` or `failed: …`. */
+async function closedOutcome(
+  handle: WorkflowHandle<typeof blueGreen>,
+  statusName: string,
+): Promise<string> {
+  if (statusName === 'COMPLETED') {
+    const r = (await handle.result()) as { outcome: string; reason?: string };
+    return r.reason ? `${r.outcome}: ${r.reason}` : r.outcome;
+  }
+  if (statusName === 'FAILED') {
+    return handle.result().then(
+      () => 'failed',
+      (e: Error) => `failed: ${(e.cause as Error | undefined)?.message ?? e.message}`,
+    );
+  }
+  return statusName.toLowerCase().replace(/_/g, ' ');
+}
+
+/**
+ * A handle for sending a message to a run, refused with the run's id and outcome when it has
+ * already ended: Temporal's own "workflow execution already completed" names neither.
+ */
+async function openHandle(
+  client: Client,
+  idOrPlan: string,
+  verb: string,
+): Promise<WorkflowHandle<typeof blueGreen>> {
+  const { handle, desc } = await describedHandle(client, idOrPlan);
+  if (desc.status.name !== 'RUNNING') {
+    let outcome = await closedOutcome(handle, desc.status.name);
+    if (outcome.length > 200) outcome = `${outcome.slice(0, 200)}…`;
+    const ended = desc.status.name === 'COMPLETED' ? 'completed' : 'ended';
+    throw new UserError(
+      `run ${handle.workflowId} already ${ended} (${outcome}); nothing to ${verb}`,
+    );
+  }
   return handle;
+}
+
+/** The run ended between our check and the signal: report it the same way. */
+function closedMeanwhile(client: Client, idOrPlan: string, verb: string) {
+  return async (err: unknown): Promise<never> => {
+    await openHandle(client, idOrPlan, verb);
+    throw err;
+  };
 }
 
 function updateError(err: unknown): never {
@@ -189,7 +233,7 @@ export async function approve(
   gate?: string,
   by?: string,
 ): Promise<string> {
-  const handle = await existingHandle(client, idOrPlan);
+  const handle = await openHandle(client, idOrPlan, 'approve');
   return handle.executeUpdate(approveUpdate, { args: [{ gate, by }] }).catch(updateError);
 }
 
@@ -199,13 +243,19 @@ export async function abortRun(
   reason: string,
   keepShadow = false,
 ): Promise<void> {
-  const handle = await existingHandle(client, idOrPlan);
-  await handle.signal(abortSignal, { reason, keepShadow });
+  const handle = await openHandle(client, idOrPlan, 'abort');
+  // The reason is stored in the history and shown in every status: never a credential.
+  await handle
+    .signal(abortSignal, { reason: maskSecrets(reason), keepShadow })
+    .catch(closedMeanwhile(client, idOrPlan, 'abort'));
 }
 
 export async function pauseRun(client: Client, idOrPlan: string, paused: boolean): Promise<void> {
-  const handle = await existingHandle(client, idOrPlan);
-  await handle.signal(paused ? pauseSignal : resumeSignal);
+  const verb = paused ? 'pause' : 'resume';
+  const handle = await openHandle(client, idOrPlan, verb);
+  await handle
+    .signal(paused ? pauseSignal : resumeSignal)
+    .catch(closedMeanwhile(client, idOrPlan, verb));
 }
 
 export async function throttleRun(
@@ -215,7 +265,7 @@ export async function throttleRun(
 ): Promise<ThrottleRequest> {
   const problems = throttleProblems(t);
   if (problems.length) throw new UserError(problems.join('; '), 2);
-  const handle = await existingHandle(client, idOrPlan);
+  const handle = await openHandle(client, idOrPlan, 'throttle');
   return handle.executeUpdate(throttleUpdate, { args: [t] }).catch(updateError);
 }
 
@@ -238,8 +288,7 @@ export interface RunReport {
 
 /** The workflow's own status (query) plus live heartbeat details of running activities. */
 export async function runReport(client: Client, idOrPlan: string): Promise<RunReport> {
-  const handle = await existingHandle(client, idOrPlan);
-  const desc = await handle.describe();
+  const { handle, desc } = await describedHandle(client, idOrPlan);
   const report: RunReport = {
     workflowId: handle.workflowId,
     runStatus: desc.status.name,

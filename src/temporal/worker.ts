@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../../activities/registry';
 import { TASK_QUEUE } from '../../workflows/definitions';
+import { maskFailures } from './mask-failures';
 
 export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
@@ -26,6 +27,8 @@ export async function createWorker(
     // Cancellation (abort) reaches an activity only with a heartbeat response; heartbeats are
     // throttled to this interval, so it bounds how long an aborted backfill keeps copying.
     maxHeartbeatThrottleInterval: '2 seconds',
+    // Credentials an activity error echoes never reach the history.
+    interceptors: { activity: [maskFailures] },
     ...overrides,
   });
 }

@@ -152,4 +152,70 @@ describe('bad input via the CLI', () => {
     expect(result.outcome).toBe('rolled-back');
     expect(await tableExists(e2e.db, 'public.orders_v2')).toBe(false);
   });
+
+  // Many CLI round trips and a whole prepare stage: generous, so a loaded machine does not fail it.
+  it(
+    'a closed run: no waiting gates, messages name the run and its outcome, no secret kept',
+    { timeout: 900_000 },
+    async () => {
+      const plan = 'e2e_closed_run';
+      const secret = 'Sup3rSecretPw';
+      const planFile = e2e.writePlan(
+        plan,
+        widenPlanYaml(plan, 'shift:\n  steps:\n    - { percent: 100, monitorSeconds: 1 }\n'),
+      );
+      const orders = async () =>
+        (
+          await e2e.db.pool.query(
+            `SELECT md5(string_agg(o::text, ',' ORDER BY id)) AS h FROM orders o`,
+          )
+        ).rows[0].h as string;
+      const before = await orders();
+      await e2e.startWorker();
+      const started = await e2e.cli(['start', planFile, '--rollback-window', '0s']);
+      expect(started.code, started.stderr).toBe(0);
+      await waitFor(
+        'the shift gate',
+        async () => (await e2e.status(plan)).waitingGates.includes('shift'),
+        90_000,
+      );
+      const aborted = await e2e.cli([
+        'abort',
+        plan,
+        '--reason',
+        `wrong target, see postgres://app:${secret}@db/app`,
+      ]);
+      expect(aborted.code, aborted.stderr).toBe(0);
+      await waitFor(
+        'the rollback',
+        async () => (await e2e.handle(plan).describe()).status.name !== 'RUNNING',
+        60_000,
+      );
+
+      // The status of a closed run lists no waiting gate, and the reason is stored masked.
+      expect((await e2e.status(plan)).waitingGates).toEqual([]);
+      const status = await e2e.cli(['status', plan]);
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).not.toMatch(/waiting gate/);
+      expect(status.stdout + status.stderr).not.toContain(secret);
+      const history = JSON.stringify(await e2e.handle(plan).fetchHistory());
+      expect(history).not.toContain(secret);
+
+      for (const [args, verb] of [
+        [['abort', plan, '--reason', 'again'], 'abort'],
+        [['resume', plan], 'resume'],
+      ] as const) {
+        const r = await e2e.cli([...args]);
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr.split('\n')[0]).toBe(
+          `error: run cutover-${plan} already completed (rolled-back: aborted: wrong target, see postgres://app:***@db/app); nothing to ${verb}`,
+        );
+        expect(r.stderr).not.toContain(secret);
+      }
+      // Nothing left behind and the data as it was.
+      expect(await tableExists(e2e.db, 'public.orders_v2')).toBe(false);
+      expect(await userTriggers(e2e.db)).toBe(0);
+      expect(await orders()).toBe(before);
+    },
+  );
 });

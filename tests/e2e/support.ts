@@ -156,7 +156,8 @@ export async function startE2E(prefix: string): Promise<E2E> {
             throw new Error(`worker exited ${worker.proc.exitCode}: ${worker.output()}`);
           return worker.output().includes('worker polling');
         },
-        90_000,
+        // Bundling the workflows on a loaded machine can take minutes; this is not a speed test.
+        300_000,
       ).catch(async (err: Error) => {
         await worker.kill();
         throw new Error(`${err.message}\nworker output:\n${worker.output()}`);

@@ -174,7 +174,53 @@ const cases: Record<RuleId, Case> = {
   },
   'truncate-cascade': {
     bad: { sql: 'TRUNCATE sessions CASCADE;' },
-    good: [{ sql: 'TRUNCATE sessions;' }],
+    good: [{ sql: 'CREATE TABLE tags (id bigint PRIMARY KEY);\nTRUNCATE tags;' }],
+  },
+  truncate: {
+    bad: { sql: 'TRUNCATE sessions;' },
+    good: [
+      { sql: 'CREATE TABLE tags (id bigint PRIMARY KEY);\nTRUNCATE tags;' },
+      { sql: 'DELETE FROM sessions WHERE expires_at < now();' },
+    ],
+  },
+  'reindex-not-concurrently': {
+    bad: { sql: 'REINDEX INDEX users_email_idx;' },
+    good: [
+      { sql: `${NO_TX}REINDEX INDEX CONCURRENTLY users_email_idx;` },
+      {
+        sql: 'CREATE TABLE tags (id bigint PRIMARY KEY, name text);\nCREATE INDEX tags_name_idx ON tags (name);\nREINDEX TABLE tags;',
+      },
+    ],
+  },
+  'vacuum-full-or-cluster': {
+    bad: { sql: `${NO_TX}VACUUM FULL users;` },
+    good: [
+      { sql: `${NO_TX}VACUUM (ANALYZE) users;` },
+      {
+        sql: 'CREATE TABLE tags (id bigint PRIMARY KEY);\nCLUSTER tags USING tags_pkey;',
+      },
+    ],
+  },
+  'whole-table-write': {
+    bad: { sql: 'UPDATE users SET email = lower(email);' },
+    good: [
+      { sql: 'UPDATE users SET email = lower(email) WHERE id > 0 AND id <= 10000;' },
+      {
+        sql: 'CREATE TABLE tags (id bigint PRIMARY KEY, name text);\nDELETE FROM tags;',
+      },
+      { file: '0002_x.down.sql', sql: 'UPDATE users SET email = NULL;' },
+    ],
+  },
+  'enum-value-used-in-transaction': {
+    bad: {
+      sql: "ALTER TYPE mood ADD VALUE 'meh';\nUPDATE users SET mood = 'meh' WHERE id = 1;",
+    },
+    good: [
+      { sql: "ALTER TYPE mood ADD VALUE 'meh';\nUPDATE users SET mood = 'sad' WHERE id = 1;" },
+      {
+        sql: `${NO_TX}ALTER TYPE mood ADD VALUE 'meh';\nUPDATE users SET mood = 'meh' WHERE id = 1;`,
+      },
+    ],
   },
   'enum-value-in-transaction': {
     bad: { serverVersion: 110000, sql: "ALTER TYPE mood ADD VALUE 'meh';" },

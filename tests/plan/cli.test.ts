@@ -79,7 +79,7 @@ describe('cutover plan', () => {
         expect(r.stderr).toMatch(/mapping\.up\.note: expression not a valid SQL expression/);
         const r2 = await runCli(['plan', 'check', file.replace('bad', 'missing')], env());
         expect(r2.code).toBe(1);
-        expect(r2.stderr).toMatch(/cannot read plan file/);
+        expect(r2.stderr).toMatch(/missing-\d+\.yaml: no such plan file: check the path/);
         await writeFile(
           file,
           `name: bad\nsource: orders\ntarget: { table: orders_v2, like: source }\nmapping:\n  up: { total: nosuch + 1 }\n`,

@@ -14,7 +14,8 @@ import {
 } from '../../migrate';
 import { pad } from '../../migrate/files';
 import { parseDuration, parsePositiveInt } from '../options';
-import { action } from '../run';
+import { action, logLine } from '../run';
+import { maskSecrets } from '../../safe-text';
 
 interface CommonOpts {
   dir: string;
@@ -67,15 +68,22 @@ function runnerOptions(o: CommonOpts): RunnerOptions {
     lockTimeoutMs: o.lockTimeout,
     lockAttempts: o.lockRetries,
     noWait: !o.wait,
-    log: (line) => process.stderr.write(`${line}\n`),
+    log: logLine,
   };
+}
+
+function oneLine(text: string, max = 160): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
 }
 
 function printStatus(report: StatusReport): void {
   const rows = report.entries.map((e) => [
     pad(e.version),
     e.name,
-    e.state,
+    e.state === 'partial'
+      ? `partial (${e.statementsRun!.length}/${e.statementsTotal} statements)`
+      : e.state,
     e.appliedAt ? e.appliedAt.replace('T', ' ').slice(0, 19) : '',
     e.executionMs !== undefined ? `${e.executionMs} ms` : '',
     e.hasDown ? '' : 'no down script',
@@ -89,7 +97,17 @@ function printStatus(report: StatusReport): void {
         .join('  ')
         .trimEnd(),
     );
-  const pending = report.entries.filter((e) => e.state === 'pending').length;
+  for (const e of report.entries.filter((x) => x.state === 'partial')) {
+    console.log(
+      `\n${pad(e.version)}_${e.name}: partially applied (no-transaction script stopped after ${e.statementsRun!.length} of ${e.statementsTotal} statements); these ran and stay applied:`,
+    );
+    for (const sql of e.statementsRun!) console.log(`  ${oneLine(sql)};`);
+    if (e.error) console.log(`  then failed: ${oneLine(e.error)}`);
+    console.log('  make the script re-runnable (IF NOT EXISTS) and run `cutover migrate` again');
+  }
+  const pending = report.entries.filter(
+    (e) => e.state === 'pending' || e.state === 'partial',
+  ).length;
   console.log(`\ncurrent version: ${pad(report.current)}; ${pending} pending`);
 }
 
@@ -170,20 +188,23 @@ export function register(program: Command): void {
       )
       .option('--to <version>', 'roll back every migration above this version (0 = all)')
       .addOption(
-        new Option('--steps <n>', 'roll back the newest N migrations (default 1)').argParser(
-          parsePositiveInt,
-        ),
+        new Option(
+          '--steps <n>',
+          'roll back the newest N migrations (default 1); refused when fewer are applied',
+        ).argParser(parsePositiveInt),
       )
+      .option('--all', 'roll back every applied migration')
       .addHelpText(
         'after',
         `\nExamples:\n  $ cutover rollback            # the newest one\n  $ cutover rollback --steps 2\n  $ cutover rollback --to 0003`,
       ),
   ).action(
-    action(async (o: CommonOpts & { to?: string; steps?: number }) => {
+    action(async (o: CommonOpts & { to?: string; steps?: number; all?: boolean }) => {
       const results = await rollback(connectionUrl(o.connection), {
         ...runnerOptions(o),
         to: o.to,
         steps: o.steps,
+        all: o.all,
       });
       console.log(`rolled back ${results.length} migration(s)`);
     }),
@@ -220,7 +241,7 @@ export function register(program: Command): void {
         if (run) return showRun(run, o);
         if (o.watch) throw new UsageError('--watch needs a run (plan name or workflow id)');
         const report = await status(connectionUrl(o.connection), { dir: resolve(o.dir) });
-        if (o.json) console.log(JSON.stringify(report, null, 2));
+        if (o.json) console.log(maskSecrets(JSON.stringify(report, null, 2)));
         else printStatus(report);
       },
     ),
@@ -231,7 +252,7 @@ export function register(program: Command): void {
       .command('validate')
       .summary('fail when an applied migration file changed or vanished')
       .description(
-        'Compares the sha256 of every applied up script with the history. Exit 1 when one changed or is\n' +
+        'Compares the sha256 of every applied up script (BOM and line endings ignored) with the history.\nExit 1 when one changed or is ' +
           'missing: applied migrations must never be modified — add a new migration instead.',
       ),
     false,

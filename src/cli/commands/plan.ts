@@ -97,9 +97,12 @@ The database comes from the plan's connection (default: DATABASE_URL; a connecti
             fileName: file.split('/').pop() ?? file,
           });
           if (!report.ok) {
+            const lines = report.problems.map((p) => formatProblem(report.fileName, p));
+            // One problem fits the one-line `<where>: <what>: <what to do>` form on its own.
             throw new UserError(
-              `plan has ${report.problems.length} problem(s):\n` +
-                report.problems.map((p) => formatProblem(report.fileName, p)).join('\n'),
+              lines.length === 1
+                ? lines[0]!
+                : `${report.fileName}: plan has ${lines.length} problems:\n  ${lines.join('\n  ')}`,
             );
           }
           const source = report.plan!.change.source;

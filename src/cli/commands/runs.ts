@@ -22,6 +22,7 @@ import type { RunSettings } from '../../plan/run-settings';
 import { parseDuration, parsePositiveInt } from '../options';
 import { renderReport } from '../render-status';
 import { action } from '../run';
+import { maskSecrets } from '../../safe-text';
 
 const TEMPORAL_HELP = `
 Temporal: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default"),
@@ -49,7 +50,7 @@ export async function showRun(
   if (o.watch) return watch(run, o.interval ?? 1000, Boolean(o.json));
   await withClient(async (client) => {
     const report = await runReport(client, run);
-    console.log(o.json ? JSON.stringify(report, null, 2) : renderReport(report));
+    console.log(maskSecrets(o.json ? JSON.stringify(report, null, 2) : renderReport(report)));
   });
 }
 
@@ -60,7 +61,7 @@ async function watch(idOrPlan: string, intervalMs: number, json: boolean): Promi
     let lastText = '';
     for (;;) {
       const report = await runReport(client, idOrPlan);
-      const text = json ? JSON.stringify(report) : renderReport(report);
+      const text = maskSecrets(json ? JSON.stringify(report) : renderReport(report));
       // Off a terminal (logs, CI) print only what changed, not the same block every second.
       if (!tty && text === lastText && report.runStatus === 'RUNNING') {
         await new Promise((r) => setTimeout(r, intervalMs));

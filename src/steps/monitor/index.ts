@@ -2,6 +2,7 @@
 import type { ClientBase } from 'pg';
 import { connectionUrl } from '../../db/connect';
 import { probe } from '../../db/probe';
+import { resultShapeProblem } from '../../sql/result-shape';
 import type { PlanMonitorCheck } from '../../plan/fields';
 import { resolveHeaders } from '../../router/http-request';
 import type { ResolvedStepOf } from '../schemas';
@@ -43,6 +44,10 @@ export async function validateCheck(
       `${path}.query`,
       `does not compile: ${err}: fix the query (it must return one row with one number)`,
     );
+  else {
+    const shape = await resultShapeProblem(client, check.query, true);
+    if (shape) ctx.problem(`${path}.query`, shape);
+  }
 }
 
 /** The window's own checks (run.monitor.checks are the plan's: checked once, by the plan check). */
