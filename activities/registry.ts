@@ -21,5 +21,6 @@ export {
   migrationsApply,
   migrationsCurrentVersion,
   migrationsDryRun,
+  migrationsRestore,
   migrationsRollback,
 } from './migrations';
