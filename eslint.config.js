@@ -24,7 +24,12 @@ const workflowSafe = [
 ];
 
 /** Composition roots: they wire workflows and activities together, so they may import both. */
-const compositionRoots = ['src/temporal/worker.ts', 'src/temporal/runs.ts', 'src/cli/**/*.ts'];
+const compositionRoots = [
+  'src/temporal/worker.ts',
+  'src/temporal/runs.ts',
+  'src/temporal/deploys.ts',
+  'src/cli/**/*.ts',
+];
 
 const builtinPaths = (message) => nodeBuiltins.map((name) => ({ name, message }));
 

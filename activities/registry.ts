@@ -65,3 +65,4 @@ export const migrationsApply = activity(migrations.migrationsApply);
 export const migrationsCurrentVersion = activity(migrations.migrationsCurrentVersion);
 export const migrationsDryRun = activity(migrations.migrationsDryRun);
 export const migrationsRollback = activity(migrations.migrationsRollback);
+export const migrationsRestore = activity(migrations.migrationsRestore);

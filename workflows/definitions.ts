@@ -72,6 +72,42 @@ export interface RunStatus {
 
 export const statusQuery = defineQuery<RunStatus>('status');
 
+/** The way back when down scripts cannot run: restore this deploy's backup… */
+export interface RestoreRequest {
+  /** Copy the tables as they are now into this schema first, so no later write is lost for good. */
+  sideSchema?: string;
+}
+export const restoreSignal = defineSignal<[RestoreRequest]>('restore');
+/** …or leave the database as it is and finish the deploy as failed. */
+export const leaveSignal = defineSignal('leave');
+
+export type DeployState =
+  | 'running'
+  | 'waiting-for-approval'
+  | 'rolling-back'
+  | 'waiting-for-restore'
+  | 'restoring'
+  | 'applied'
+  | 'up-to-date'
+  | 'rolled-back'
+  | 'restored'
+  | 'failed';
+
+export interface DeployStatus {
+  state: DeployState;
+  /** The version the run started from (a deploy) or the version it goes back to (a rollback). */
+  from?: number;
+  to?: number;
+  applied: string[];
+  /** The backup this run took before changing anything, if any. */
+  backupId?: string;
+  /** Why the run is waiting or failed. */
+  problem?: string;
+  /** What an operator can do now, as CLI commands. */
+  next?: string[];
+}
+export const deployStatusQuery = defineQuery<DeployStatus>('deployStatus');
+
 /** Custom search attributes: registered by `cutover dev`; on a cluster see docs/temporal.md. */
 export const planSearchAttribute = defineSearchAttributeKey(
   'CutoverPlan',

@@ -5,16 +5,26 @@
  */
 import {
   ApplicationFailure,
-  CancellationScope,
   allHandlersFinished,
   condition,
-  proxyActivities,
   setHandler,
 } from '@temporalio/workflow';
-import type * as activities from '../activities/registry';
 import type { CheckConfig } from '../src/monitor/checks';
-import { abortSignal, approveSignal, approveUpdate, type AbortRequest } from './definitions';
-import { innermostMessage } from '../src/temporal/failure-message';
+import {
+  abortSignal,
+  approveSignal,
+  approveUpdate,
+  deployStatusQuery,
+  type AbortRequest,
+  type DeployStatus,
+} from './definitions';
+import {
+  describeDeploy,
+  goBack,
+  innermost,
+  migrationActivities as act,
+  wayBackHandlers,
+} from './deploy-way-back';
 
 export interface DeployInput {
   connection: string;
@@ -31,16 +41,16 @@ export interface DeployInput {
 }
 
 export interface DeployResult {
-  outcome: 'applied' | 'up-to-date' | 'rolled-back';
+  /**
+   * `restored`: the down scripts could not run and the operator restored the backup;
+   * `failed`: they could not run and the operator left the database as it is.
+   */
+  outcome: 'applied' | 'up-to-date' | 'rolled-back' | 'restored' | 'failed';
   from: number;
   applied: string[];
   reason?: string;
+  backupId?: string;
 }
-
-const act = proxyActivities<typeof activities>({
-  startToCloseTimeout: '1 hour',
-  retry: { initialInterval: '2s', maximumInterval: '1 minute', maximumAttempts: 5 },
-});
 
 export async function deployMigrations(input: DeployInput): Promise<DeployResult> {
   const target = {
@@ -49,6 +59,9 @@ export async function deployMigrations(input: DeployInput): Promise<DeployResult
     to: input.to,
     allowUnsafe: input.allowUnsafe,
   };
+  const status: DeployStatus = { state: 'running', applied: [] };
+  setHandler(deployStatusQuery, () => status);
+  const { decision } = wayBackHandlers();
   let abort: AbortRequest | undefined;
   let approved = false;
   setHandler(abortSignal, (req) => void (abort ??= req));
@@ -70,12 +83,17 @@ export async function deployMigrations(input: DeployInput): Promise<DeployResult
   );
 
   const from = await act.migrationsCurrentVersion(target);
+  status.from = from;
+  let backupId: string | undefined;
   if (input.backupTables?.length) {
-    await act.backupRun({
-      connection: input.connection,
-      tables: input.backupTables,
-      label: `deploy-from-${from}`,
-    });
+    backupId = (
+      await act.backupRun({
+        connection: input.connection,
+        tables: input.backupTables,
+        label: `deploy-from-${from}`,
+      })
+    ).id;
+    status.backupId = backupId;
   }
   // The dry run lints first and applies in a rolled-back transaction: bad SQL and unsafe
   // operations stop the deploy here, before anything has changed.
@@ -85,24 +103,35 @@ export async function deployMigrations(input: DeployInput): Promise<DeployResult
       'DeployRefused',
     );
   });
-  if (!planned.length) return { outcome: 'up-to-date', from, applied: [] };
+  if (!planned.length) {
+    status.state = 'up-to-date';
+    return { outcome: 'up-to-date', from, applied: [] };
+  }
   if (input.requireApproval) {
     waiting = true;
+    status.state = 'waiting-for-approval';
+    status.next = ['cutover approve <run> apply'];
+    describeDeploy(status);
     await condition(() => approved || abort !== undefined);
     waiting = false;
-    if (abort)
+    status.next = undefined;
+    if (abort) {
+      status.state = 'rolled-back';
       return {
         outcome: 'rolled-back',
         from,
         applied: [],
         reason: `aborted before apply: ${abort.reason}`,
       };
+    }
   }
 
   let reason: string | undefined;
   let applied: string[] = [];
+  status.state = 'running';
   try {
     applied = (await act.migrationsApply(target)).map((r) => r.id);
+    status.applied = applied;
     const failed = input.postChecks?.length
       ? (await act.monitorChecks(input.postChecks)).filter((c) => !c.ok)
       : [];
@@ -113,19 +142,26 @@ export async function deployMigrations(input: DeployInput): Promise<DeployResult
     reason = `apply failed: ${innermost(err)}`;
   }
   if (reason === undefined) {
+    status.state = 'applied';
+    describeDeploy(status);
     await condition(allHandlersFinished);
     return { outcome: 'applied', from, applied };
   }
-  // What this run applied goes back with its down scripts; the runner refuses up front when
-  // one is missing, and the backup taken above is the way back then.
-  await CancellationScope.nonCancellable(() => act.migrationsRollback({ ...target, to: from }));
+  // What this run applied goes back with its down scripts; when they cannot run, the backup
+  // taken above is the way back, on an operator's word.
+  const back = await goBack(
+    { connection: input.connection, dir: input.dir, to: from, backupId, status },
+    decision,
+  );
   await condition(allHandlersFinished);
-  if (reason.startsWith('apply failed'))
-    throw ApplicationFailure.nonRetryable(
-      `${reason}; rolled back to version ${from}`,
-      'DeployFailed',
-    );
-  return { outcome: 'rolled-back', from, applied, reason };
+  const what =
+    back === 'rolled-back'
+      ? `rolled back to version ${from}`
+      : back === 'restored'
+        ? `down scripts failed; restored backup ${backupId}`
+        : 'down scripts failed; database left as it is';
+  if (reason.startsWith('apply failed') || back === 'failed')
+    throw ApplicationFailure.nonRetryable(`${reason}; ${what}`, 'DeployFailed');
+  if (back === 'rolled-back') status.state = 'rolled-back';
+  return { outcome: back, from, applied, reason, backupId };
 }
-
-const innermost = innermostMessage;

@@ -244,6 +244,17 @@ export interface RestoreOptions {
   force?: boolean;
   /** Skip ownership commands (pg_restore --no-owner), for targets without the original roles. */
   noOwner?: boolean;
+  /**
+   * lock_timeout for pg_restore's statements, so a restore into a busy database never queues the
+   * application behind its DROP/CREATE; a timeout fails the restore (nothing changed, it runs in
+   * one transaction) with a LockTimeoutError that the caller may retry.
+   */
+  lockTimeoutMs?: number;
+}
+
+/** pg_restore gave up waiting for a lock: nothing changed, and a later attempt may succeed. */
+export class RestoreLockTimeoutError extends Error {
+  override name = 'RestoreLockTimeoutError';
 }
 
 export interface RestoreResult {
@@ -309,11 +320,22 @@ export async function restoreBackup(
       conn.dbnameArg,
       dumpFile,
     ];
-    const restore = spawnChecked(postgresTool('pg_restore'), args, conn.env, 'pg_restore');
+    const env = opts.lockTimeoutMs
+      ? {
+          ...conn.env,
+          PGOPTIONS:
+            `${conn.env.PGOPTIONS ?? ''} -c lock_timeout=${Math.round(opts.lockTimeoutMs)}`.trim(),
+        }
+      : conn.env;
+    const restore = spawnChecked(postgresTool('pg_restore'), args, env, 'pg_restore');
     restore.stdout.resume();
     try {
       await restore.done;
     } catch (err) {
+      if (/lock timeout/i.test((err as Error).message))
+        throw new RestoreLockTimeoutError(
+          `restore of ${id} waited longer than lock_timeout (${opts.lockTimeoutMs} ms) for a lock; nothing was changed`,
+        );
       throw new BackupError(
         `restore of ${id} into ${redactUrl(targetUrl)} failed, nothing was changed: ${(err as Error).message}`,
       );

@@ -1,8 +1,16 @@
 import { rmSync } from 'node:fs';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { approveSignal, TASK_QUEUE } from '../../workflows/definitions';
+import {
+  approveSignal,
+  deployStatusQuery,
+  leaveSignal,
+  restoreSignal,
+  TASK_QUEUE,
+  type DeployStatus,
+} from '../../workflows/definitions';
+import { deployRollback } from '../../workflows/deploy-rollback';
 import { deployMigrations, type DeployInput } from '../../workflows/deploy-migrations';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { scratchMigrations } from '../support/migrations-dir';
@@ -135,5 +143,128 @@ describe('deploy workflow for versioned migrations (time-skipping server, real P
     );
     expect(await versions()).toEqual([]);
     expect((await db.pool.query(`SELECT to_regclass('public.a') AS t`)).rows[0].t).toBeNull();
+  });
+});
+
+describe('the way back when down scripts cannot run (time-skipping server, real PostgreSQL)', () => {
+  // 0002 multiplies every v by 10 and its down script fails, so the data can only come back
+  // from the backup the deploy took before it changed anything.
+  const files = () => ({
+    '0001_a.up.sql': `CREATE TABLE a (id int PRIMARY KEY, v int);`,
+    '0001_a.down.sql': `DROP TABLE a;`,
+    '0002_scale.up.sql': `UPDATE a SET v = v * 10 WHERE id > 0;`,
+    '0002_scale.down.sql': `UPDATE a SET v = no_such_column WHERE id > 0;`,
+  });
+  const failingCheck = [
+    {
+      kind: 'sql' as const,
+      name: 'always fails',
+      query: 'SELECT 1',
+      op: '=' as const,
+      threshold: 0,
+    },
+  ];
+
+  async function seeded(): Promise<string> {
+    const d = dir(files());
+    await deploy({ dir: d, to: 1 });
+    await db.pool.query(`INSERT INTO a SELECT g, g FROM generate_series(1, 50) g`);
+    return d;
+  }
+
+  async function untilState(handle: WorkflowHandle, state: string): Promise<DeployStatus> {
+    for (let i = 0; i < 300; i++) {
+      const s = await handle.query(deployStatusQuery);
+      if (s.state === state) return s;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(
+      `run never reached ${state}: ${JSON.stringify(await handle.query(deployStatusQuery))}`,
+    );
+  }
+
+  const sumV = async (t = 'a') =>
+    Number((await db.pool.query(`SELECT sum(v) AS s FROM ${t}`)).rows[0].s);
+
+  it('a failing down script waits for a decision; restore brings the backed-up rows back and keeps the later state aside', async () => {
+    const d = await seeded();
+    const worker = await createTestWorker(env, recordingActivities([]));
+    const result = await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start(deployMigrations, {
+        taskQueue: TASK_QUEUE,
+        workflowId: `deploy-test-${++runNo}`,
+        args: [
+          { connection: 'default', dir: d, backupTables: ['public.a'], postChecks: failingCheck },
+        ],
+      });
+      const waiting = await untilState(handle, 'waiting-for-restore');
+      expect(waiting.problem).toMatch(
+        /down scripts could not take the database back to version 1: 0002_scale\.down\.sql:1: ERROR: column "no_such_column" does not exist/,
+      );
+      expect(waiting.backupId).toMatch(/deploy-from-1/);
+      expect(waiting.next).toContain(`cutover deploy leave ${handle.workflowId}`);
+      // Nothing has been touched while it waits: the rows are still scaled.
+      expect(await sumV()).toBe(12750);
+      await handle.signal(restoreSignal, { sideSchema: 'before_restore' });
+      return handle.result();
+    });
+    expect(result.outcome).toBe('restored');
+    expect(result.reason).toMatch(/post-check failed: always fails/);
+    expect(await sumV()).toBe(1275);
+    expect(await sumV('before_restore.a')).toBe(12750);
+  });
+
+  it('leave finishes the run as failed and changes nothing', async () => {
+    const d = await seeded();
+    const worker = await createTestWorker(env, recordingActivities([]));
+    const err = await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start(deployMigrations, {
+        taskQueue: TASK_QUEUE,
+        workflowId: `deploy-test-${++runNo}`,
+        args: [
+          { connection: 'default', dir: d, backupTables: ['public.a'], postChecks: failingCheck },
+        ],
+      });
+      await untilState(handle, 'waiting-for-restore');
+      await handle.signal(leaveSignal);
+      return handle.result().catch((e: unknown) => e);
+    });
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(String((err as Error).cause)).toMatch(
+      /post-check failed: always fails: 1 is not = 0; down scripts failed; database left as it is/,
+    );
+    expect(await sumV()).toBe(12750);
+    expect(await versions()).toEqual([1, 2]);
+  });
+
+  it('without a backup the run says so and fails at once, leaving the database as it is', async () => {
+    const d = await seeded();
+    const err = await deploy({ dir: d, postChecks: failingCheck }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(String((err as Error).cause)).toMatch(/database left as it is/);
+    expect(await sumV()).toBe(12750);
+  });
+
+  it('deployRollback takes the database back to a version with the down scripts, and refuses to go forward', async () => {
+    const d = dir({ ...table('0001', 'a'), ...table('0002', 'b'), ...table('0003', 'c') });
+    await deploy({ dir: d });
+    const worker = await createTestWorker(env, recordingActivities([]));
+    const [result, refused] = await worker.runUntil(async () => {
+      const run = (to: number) =>
+        env.client.workflow.execute(deployRollback, {
+          taskQueue: TASK_QUEUE,
+          workflowId: `rollback-test-${++runNo}`,
+          args: [{ connection: 'default', dir: d, to, backupTables: ['public.a'] }],
+        });
+      const r = await run(1);
+      return [r, await run(2).catch((e: unknown) => e)] as const;
+    });
+    expect(result).toMatchObject({ outcome: 'rolled-back', from: 3, to: 1, failedChecks: [] });
+    expect(result.backupId).toMatch(/rollback-from-3/);
+    expect(await versions()).toEqual([1]);
+    expect((await db.pool.query(`SELECT to_regclass('public.b') AS t`)).rows[0].t).toBeNull();
+    expect(String((refused as Error).cause)).toMatch(
+      /the database is at version 1, below the rollback target 2/,
+    );
   });
 });

@@ -23,13 +23,16 @@ import { parseDuration, parsePositiveInt } from '../options';
 import { renderReport } from '../render-status';
 import { action } from '../run';
 import { maskSecrets } from '../../safe-text';
+import { registerDeploySubcommands } from './deploy';
 
 const TEMPORAL_HELP = `
 Temporal: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default"),
 TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY / TEMPORAL_TLS_CA (mTLS), TEMPORAL_API_KEY (Temporal Cloud),
 TEMPORAL_UI_URL (for printed links, default http://localhost:8233).`;
 
-async function withClient<T>(work: (client: Client, namespace: string) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  work: (client: Client, namespace: string) => Promise<T>,
+): Promise<T> {
   const settings = temporalSettings();
   const connection = await connectClient(settings);
   try {
@@ -162,7 +165,7 @@ export function register(program: Command): void {
       ),
     );
 
-  program
+  const deploy = program
     .command('deploy')
     .summary('apply versioned migrations as a durable Temporal workflow')
     .description(
@@ -223,11 +226,13 @@ export function register(program: Command): void {
               );
             });
             console.log(JSON.stringify(result, null, 2));
-            if (result.outcome === 'rolled-back') process.exitCode = 1;
+            if (result.outcome !== 'applied' && result.outcome !== 'up-to-date')
+              process.exitCode = 1;
           });
         },
       ),
     );
+  registerDeploySubcommands(deploy, TEMPORAL_HELP);
 
   program
     .command('approve')
