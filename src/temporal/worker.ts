@@ -1,9 +1,12 @@
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../../activities/registry';
 import { TASK_QUEUE } from '../../workflows/definitions';
+import { projectRoot } from '../tools';
 
-export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+// From the project root, not this file: the built CLI runs this code from dist/, and the worker
+// bundles the workflow sources (webpack + swc) wherever it runs.
+export const workflowsPath = join(projectRoot, 'workflows', 'index.ts');
 
 /**
  * A worker running every cutover workflow and activity. Database connections come from this

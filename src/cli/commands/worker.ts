@@ -1,13 +1,18 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { connectWorker, temporalSettings } from '../../temporal/connection';
 import { SEARCH_ATTRIBUTES, startDevServer } from '../../temporal/dev-server';
-import { createWorker } from '../../temporal/worker';
-import { TASK_QUEUE } from '../../../workflows/definitions';
 import { parsePositiveInt } from '../options';
 import { action } from '../run';
 
 async function runWorker(address?: string): Promise<void> {
+  // Temporal's worker (native bridge, webpack) loads only here, not at every CLI start.
+  const [{ connectWorker, temporalSettings }, { createWorker }, { TASK_QUEUE }] = await Promise.all(
+    [
+      import('../../temporal/connection'),
+      import('../../temporal/worker'),
+      import('../../../workflows/definitions'),
+    ],
+  );
   const settings = {
     ...temporalSettings(),
     ...(address ? { address, tls: undefined, apiKey: undefined } : {}),
