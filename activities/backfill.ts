@@ -24,6 +24,8 @@ import {
   setBackfillControl,
 } from '../src/backfill/control';
 import { splitKeyRanges, type PlannedRange } from '../src/backfill/ranges';
+import { recordBackfillProgress } from '../src/observability/metrics';
+import { progressReporter } from './progress';
 
 export type { BackfillProgress, BackfillThrottle, GhostGuard, KeyRange, PlannedRange };
 
@@ -99,6 +101,9 @@ export async function backfillValidate(input: BackfillInput): Promise<void> {
 export async function backfillRun(input: BackfillInput): Promise<BackfillProgress> {
   const ctx = Context.current();
   const resume = checkpointFromHeartbeat(ctx.info.heartbeatDetails, input);
+  // Rows up to the checkpoint were counted by the attempt that copied them.
+  const counted = { rowsDone: resume?.rowsDone ?? 0 };
+  const report = progressReporter();
   return withConnection(input.change, 'cutover-backfill', async (client) => {
     await ensureControlTable(client);
     const result = await runBackfill(client, input.change, {
@@ -108,7 +113,23 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
       throttle: input.throttle,
       estimatedTotal: input.estimatedTotal,
       getControl: () => readBackfillControl(client, input.change.name),
-      onProgress: (p) => ctx.heartbeat(p),
+      onProgress: (p) => {
+        recordBackfillProgress(p, counted);
+        ctx.heartbeat(p);
+        const held = p.paused
+          ? 'paused'
+          : ((p as { throttleReason?: string | null }).throttleReason ?? null);
+        report(
+          {
+            activity: 'backfill',
+            rowsDone: p.rowsDone,
+            total: p.estimatedTotal > 0 ? Math.max(p.estimatedTotal, p.rowsDone) : null,
+            rowsPerSecond: p.state === 'running' ? Math.round(p.rowsPerSecond) : 0,
+            throttled: p.state === 'done' ? null : held,
+          },
+          p.state === 'done',
+        );
+      },
       signal: ctx.cancellationSignal,
     });
     if (result.cancelled) await ctx.cancelled; // rejects with the CancelledFailure

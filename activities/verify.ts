@@ -23,6 +23,7 @@ import {
 import { tableColumns, tableOid } from '../src/plan/catalog';
 import type { SqlCheck } from '../src/plan/schema';
 import type { ResolvedChange } from '../src/plan/types';
+import { progressReporter } from './progress';
 
 export interface VerifyOptions {
   /** Use this client instead of opening one from the change's named connection. */
@@ -268,7 +269,19 @@ export interface VerifyInput {
  */
 export async function verify(input: VerifyInput): Promise<VerifyResult> {
   const resumed = previousHeartbeat<VerifyProgress>();
+  const report = progressReporter();
+  const startedAt = Date.now();
   const result = await verifyTables(input.change, {
+    onProgress: (p) => {
+      const seconds = (Date.now() - startedAt) / 1000;
+      report({
+        activity: 'verify',
+        rowsDone: (resumed?.sourceRows ?? 0) + p.sourceRows,
+        total: null,
+        rowsPerSecond: seconds > 0 ? Math.round(p.sourceRows / seconds) : null,
+        throttled: null,
+      });
+    },
     chunkSize: input.verify?.chunkSize,
     maxDiffKeys: input.verify?.maxDiffKeys,
     after: resumed?.after ?? input.range?.after ?? null,

@@ -12,7 +12,9 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
+  proxySinks,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -29,18 +31,23 @@ import {
   approveSignal,
   approveUpdate,
   pauseSignal,
+  progressSignal,
   resumeSignal,
   stageSearchAttribute,
   statusQuery,
+  sumProgress,
   throttleProblems,
   throttleSignal,
   throttleUpdate,
   type AbortRequest,
   type ApproveRequest,
   type CheckSummary,
+  type CutoverSinks,
+  type ProgressReport,
   type RunStatus,
   type ThrottleRequest,
 } from './definitions';
+import { formatDuration, renderDetails } from './details';
 
 export interface RunSettings {
   /** Gates approved without a human: a list of gate names, or 'all' (demos, staging). */
@@ -111,6 +118,8 @@ const undoing = proxyActivities<typeof activities>({
   retry: { initialInterval: '1s', maximumInterval: '1 minute' },
 });
 
+const { cutoverMetrics } = proxySinks<CutoverSinks>();
+
 class RollbackRequested extends Error {
   override name = 'RollbackRequested';
 }
@@ -145,6 +154,8 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     lastChecks: [],
     undone: [],
   };
+  /** The run's Web UI page ("current details") shows what the status query returns. */
+  const refresh = () => setCurrentDetails(renderDetails(status));
   const undos: Undo[] = [];
   const approved = new Set<string>();
   let abort: AbortRequest | undefined;
@@ -198,10 +209,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   };
   setHandler(pauseSignal, async () => {
     status.paused = true;
+    refresh();
     await sendControl({ paused: true });
   });
   setHandler(resumeSignal, async () => {
     status.paused = false;
+    refresh();
     await sendControl({ paused: false });
   });
   const applyThrottle = async (t: ThrottleRequest) => {
@@ -221,11 +234,23 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     },
   });
   setHandler(statusQuery, () => status);
+  const progressReports = new Map<string, ProgressReport>();
+  let acceptingProgress = false;
+  setHandler(progressSignal, (report) => {
+    // A report that arrives after its step ended (signals can overtake the activity's result)
+    // would show stale progress: only the running step's activities count.
+    if (!acceptingProgress) return;
+    progressReports.set(report.key, report);
+    status.progress = sumProgress([...progressReports.values()]);
+    refresh();
+  });
 
   // --- the runbook ------------------------------------------------------------------------
   const setStage = (stage: string) => {
     status.stage = stage;
-    setCurrentDetails(`**${change.name}**: stage \`${stage}\``);
+    log.info(`stage ${stage}`, { plan: change.name, stage });
+    cutoverMetrics.stage(stage);
+    refresh();
     if (useSearchAttributes) upsertSearchAttributes([{ key: stageSearchAttribute, value: stage }]);
   };
 
@@ -241,12 +266,14 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     if (step.auto || settings.autoApprove === 'all' || settings.autoApprove.includes(name)) return;
     status.waitingGates.push(name);
     status.state = 'waiting';
+    refresh();
     const timeoutMs = step.timeoutSeconds ? step.timeoutSeconds * 1000 : undefined;
     const ok = timeoutMs
       ? await condition(() => approved.has(name), timeoutMs)
       : (await condition(() => approved.has(name)), true);
     status.waitingGates = status.waitingGates.filter((g) => g !== name);
     status.state = 'running';
+    refresh();
     if (!ok)
       throw new RollbackRequested(
         `approval gate "${name}" was not approved within ${step.timeoutSeconds}s`,
@@ -256,13 +283,18 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   const runChecks = async (stepChecks: CheckConfig[]): Promise<CheckSummary[]> => {
     const all = [...settings.monitorChecks, ...stepChecks];
     if (!all.length) return [];
-    const results = await checks.monitorChecks(all);
+    const results = await checks.monitorChecks.executeWithOptions(
+      { summary: `checks at route ${status.routePercent}%` },
+      [all],
+    );
     status.lastChecks = results.map((r) => ({
       name: r.name,
       ok: r.ok,
       detail: r.detail,
       at: r.at,
     }));
+    cutoverMetrics.checks(status.lastChecks);
+    refresh();
     return status.lastChecks;
   };
 
@@ -270,10 +302,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   const monitorWindow = async (seconds: number, stepChecks: CheckConfig[]) => {
     const endsAt = Date.now() + seconds * 1000;
     status.windowEndsAt = new Date(endsAt).toISOString();
+    refresh();
+    const summary = `monitor ${status.routePercent}% for ${formatDuration(seconds)}`;
     try {
       if (!settings.monitorChecks.length && !stepChecks.length) {
         // Nothing to check: one durable timer, not one per interval, keeps the history short.
-        await sleep(seconds * 1000);
+        await sleep(seconds * 1000, { summary });
         return;
       }
       for (;;) {
@@ -288,10 +322,26 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         }
         const left = endsAt - Date.now();
         if (left <= 0) return;
-        await sleep(Math.min(left, settings.checkIntervalSeconds * 1000));
+        await sleep(Math.min(left, settings.checkIntervalSeconds * 1000), { summary });
       }
     } finally {
       status.windowEndsAt = undefined;
+    }
+  };
+
+  /**
+   * Runs a long activity (backfill, verify) with its progress reports shown in the status and
+   * the Web UI details while it runs; the reports stop mattering when it ends.
+   */
+  const withLiveProgress = async <T>(work: Promise<T>): Promise<T> => {
+    progressReports.clear();
+    acceptingProgress = true;
+    try {
+      return await work;
+    } finally {
+      acceptingProgress = false;
+      progressReports.clear();
+      status.progress = undefined;
     }
   };
 
@@ -306,14 +356,21 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       minBatchSize: a.minBatchSize,
       maxSleepMs: a.maxPauseMs,
     };
+    const summary = `backfill ${status.table} → ${change.target.schema}.${change.target.table}`;
     if (parts <= 1) {
-      const progress = await long.backfillRun({ change, throttle });
+      const progress = await long.backfillRun.executeWithOptions({ summary }, [
+        { change, throttle },
+      ]);
       status.rowsCopied = progress.rowsDone;
       return;
     }
     const ranges = await short.backfillSplitRanges({ change, parts });
     const results = await Promise.all(
-      ranges.map((r) => long.backfillRun({ change, range: r.range, throttle })),
+      ranges.map((r, i) =>
+        long.backfillRun.executeWithOptions({ summary: `${summary} (range ${i + 1}/${parts})` }, [
+          { change, range: r.range, throttle },
+        ]),
+      ),
     );
     status.rowsCopied = results.reduce((n, p) => n + p.rowsDone, 0);
   };
@@ -340,13 +397,21 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         return;
       case 'backfill':
         undos.push({ step: step.id, run: () => undoing.backfillUndo({ change }) });
-        await backfill();
+        await withLiveProgress(backfill());
+        refresh();
         return;
       case 'index':
         await long.shadowBuildIndexes(plan);
         return;
       case 'verify':
-        await long.verify({ change, verify: plan.verify });
+        await withLiveProgress(
+          long.verify.executeWithOptions(
+            {
+              summary: `verify ${status.table} = ${change.target.schema}.${change.target.table}`,
+            },
+            [{ change, verify: plan.verify }],
+          ),
+        );
         return;
       case 'sqlcheck':
         await short.sqlcheck({ change, checks: step.checks ?? [] });
@@ -360,12 +425,17 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
           undos.push({
             step: 'route',
             run: async () => {
-              await undoing.routeUndo(target);
-              await sleep(settings.routeDrainSeconds * 1000);
+              await undoing.routeUndo.executeWithOptions({ summary: 'route back to 0%' }, [target]);
+              await sleep(settings.routeDrainSeconds * 1000, {
+                summary: `drain route ${formatDuration(settings.routeDrainSeconds)}`,
+              });
             },
           });
-        await short.routeSet({ ...target, percent: step.percent });
+        await short.routeSet.executeWithOptions({ summary: `route ${step.percent}%` }, [
+          { ...target, percent: step.percent },
+        ]);
         status.routePercent = step.percent;
+        cutoverMetrics.routePercent(step.percent);
         return;
       }
       case 'monitor':
@@ -381,17 +451,26 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
           status.windowEndsAt = new Date(
             Date.now() + settings.rollbackWindowSeconds * 1000,
           ).toISOString();
-          await sleep(settings.rollbackWindowSeconds * 1000);
+          refresh();
+          await sleep(settings.rollbackWindowSeconds * 1000, {
+            summary: `rollback window ${formatDuration(settings.rollbackWindowSeconds)}`,
+          });
           status.windowEndsAt = undefined;
         }
         // The point of no return: from here on the old table is no longer kept in sync.
-        await short.cleanupRun({ plan, oldTable: step.oldTable });
+        await short.cleanupRun.executeWithOptions(
+          { summary: 'cleanup: stop reverse sync (point of no return)' },
+          [{ plan, oldTable: step.oldTable }],
+        );
         undos.length = 0;
         if (step.oldTable === 'drop' && step.retentionHours > 0) {
           status.windowEndsAt = new Date(
             Date.now() + step.retentionHours * 3_600_000,
           ).toISOString();
-          await sleep(step.retentionHours * 3_600_000);
+          refresh();
+          await sleep(step.retentionHours * 3_600_000, {
+            summary: `keep archive ${formatDuration(step.retentionHours * 3600)}`,
+          });
           status.windowEndsAt = undefined;
         }
         if (step.oldTable === 'drop') await short.cleanupDropArchive({ plan });
@@ -406,9 +485,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       for (const step of stage.steps) {
         await holdWhilePaused();
         status.step = step.id;
-        setCurrentDetails(
-          `**${change.name}**: stage \`${stage.name}\`, step \`${step.id}\` (${status.stepsDone.length}/${status.stepsTotal} done, route ${status.routePercent}%)`,
-        );
+        refresh();
         await runStep(step);
         status.stepsDone.push(step.id);
       }
@@ -430,35 +507,52 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   } catch (err) {
     if (err instanceof RollbackRequested) reason = err.message;
     else if (abort && isCancellation(err)) reason = `aborted: ${abort.reason}`;
-    else {
+    else if (
+      isCancellation(err) &&
+      CancellationScope.current().consideredCancelled &&
+      patched('cancellation-is-abort')
+    ) {
+      // "Request Cancellation" in the Web UI (or `temporal workflow cancel`) does what an abort
+      // does: roll back every completed step, losing nothing.
+      abort = { reason: 'workflow cancellation requested (Web UI or `temporal workflow cancel`)' };
+      reason = `aborted: ${abort.reason}`;
+    } else {
       failure = err;
       reason = `step ${status.step} failed: ${describe(err)}`;
     }
   }
 
+  // A cancelled workflow still finishes its bookkeeping: waiting for handlers must not throw.
+  const handlersFinished = () =>
+    CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   if (reason === undefined) {
-    setStage('done');
     status.state = 'completed';
     status.step = undefined;
-    await condition(allHandlersFinished);
+    setStage('done');
+    await handlersFinished();
     return { outcome: 'completed', stepsDone: status.stepsDone, undone: [] };
   }
 
   status.state = 'rolling-back';
   status.abortReason = reason;
+  status.progress = undefined;
   setStage('rolling-back');
   log.warn('rolling back', { reason });
   await CancellationScope.nonCancellable(async () => {
     for (const undo of [...undos].reverse()) {
       await undo.run();
       status.undone.push(undo.step);
-      if (undo.step === 'route') status.routePercent = 0;
+      refresh();
+      if (undo.step === 'route') {
+        status.routePercent = 0;
+        cutoverMetrics.routePercent(0);
+      }
     }
   });
-  setStage('rolled-back');
   status.state = failure ? 'failed' : 'rolled-back';
   status.step = undefined;
-  await condition(allHandlersFinished);
+  setStage('rolled-back');
+  await handlersFinished();
   if (failure) {
     status.error = describe(failure);
     throw ApplicationFailure.nonRetryable(

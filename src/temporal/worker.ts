@@ -1,12 +1,34 @@
 import { join } from 'node:path';
-import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import {
+  Worker,
+  type InjectedSinks,
+  type NativeConnection,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import * as activities from '../../activities/registry';
-import { TASK_QUEUE } from '../../workflows/definitions';
+import { TASK_QUEUE, type CutoverSinks } from '../../workflows/definitions';
+import {
+  planOfWorkflowId,
+  recordChecks,
+  recordRoutePercent,
+  recordStage,
+} from '../observability/metrics';
 import { projectRoot } from '../tools';
 
 // From the project root, not this file: the built CLI runs this code from dist/, and the worker
 // bundles the workflow sources (webpack + swc) wherever it runs.
 export const workflowsPath = join(projectRoot, 'workflows', 'index.ts');
+
+/** The workflow's metrics sink: stage, route percent and check results into prom-client. */
+export const metricsSinks: InjectedSinks<CutoverSinks> = {
+  cutoverMetrics: {
+    stage: { fn: (info, stage) => recordStage(planOfWorkflowId(info.workflowId), stage) },
+    routePercent: {
+      fn: (info, percent) => recordRoutePercent(planOfWorkflowId(info.workflowId), percent),
+    },
+    checks: { fn: (info, results) => recordChecks(planOfWorkflowId(info.workflowId), results) },
+  },
+};
 
 /**
  * A worker running every cutover workflow and activity. Database connections come from this
@@ -29,6 +51,7 @@ export async function createWorker(
     // Cancellation (abort) reaches an activity only with a heartbeat response; heartbeats are
     // throttled to this interval, so it bounds how long an aborted backfill keeps copying.
     maxHeartbeatThrottleInterval: '2 seconds',
+    sinks: metricsSinks,
     ...overrides,
   });
 }
