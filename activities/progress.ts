@@ -27,11 +27,15 @@ export function progressReporter(): (
   let sent = 0;
   let lastSent = 0;
   let inFlight = false;
+  let lastThrottled: string | null = null;
   return (report, final = false) => {
     if (!execution || inFlight) return;
     const now = Date.now();
-    // The first report goes out at once, so the page shows the step as soon as it moves.
-    if (!final && sent > 0 && now - lastSent < reportInterval(sent)) return;
+    // The first report goes out at once, so the page shows the step as soon as it moves, and so
+    // does a change of throttle state (paused, resumed), which an operator waits to see.
+    const changed = sent === 0 || final || report.throttled !== lastThrottled;
+    if (!changed && now - lastSent < reportInterval(sent)) return;
+    lastThrottled = report.throttled;
     sent++;
     lastSent = now;
     inFlight = true;
