@@ -116,13 +116,14 @@ async function pageShows(page: Page, what: RegExp, label: string): Promise<strin
       const shown = await page
         .getByText(what)
         .first()
-        .waitFor({ timeout: 10_000 })
+        // The details come from a query the worker answers: slow on a busy machine.
+        .waitFor({ timeout: 30_000 })
         .then(() => true)
         .catch(() => false);
       text = (await page.locator('body').textContent()) ?? '';
       return shown ? text : undefined;
     },
-    120_000,
+    240_000,
     2000,
   ).catch(async (err: Error) => {
     await page.screenshot({ path: join(ARTIFACTS, `${label.replace(/\W+/g, '-')}-failure.png`) });
