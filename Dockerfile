@@ -1,5 +1,5 @@
-# The cutover worker (and CLI). Runs TypeScript through tsx, like the repository itself: no build
-# step. pg_dump/pg_restore come from Debian bookworm's postgresql-client (PostgreSQL 15): they
+# The cutover worker (and CLI). The CLI runs from dist/, built here with esbuild (a second);
+# the worker bundles the workflow sources itself. pg_dump/pg_restore come from Debian bookworm's postgresql-client (PostgreSQL 15): they
 # must be at least as new as the server they dump, so use a newer client for newer servers.
 FROM node:20.19.5-bookworm-slim
 
@@ -20,7 +20,9 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY migrations ./migrations
 COPY plans ./plans
+COPY scripts/build.mjs ./scripts/
 COPY tsconfig.json ./
+RUN node scripts/build.mjs
 
 USER node
 

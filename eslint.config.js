@@ -28,6 +28,7 @@ const compositionRoots = [
   'src/temporal/worker.ts',
   'src/temporal/runs.ts',
   'src/temporal/deploys.ts',
+  'src/temporal/progress.ts',
   'src/cli/**/*.ts',
 ];
 
@@ -134,7 +135,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bin/**/*.js', 'eslint.config.js'],
+    files: ['bin/**/*.js', 'scripts/**/*.mjs', 'eslint.config.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
 );

@@ -31,6 +31,13 @@ if ! command -v python3 >/dev/null; then
   apt_install python3 python3-venv
 fi
 
+# Headless Chromium for the Web UI browser test (tests/e2e/web-ui.test.ts drives it with
+# playwright-core; playwright's own browser download cannot work here).
+if ! command -v chromium >/dev/null; then
+  log "installing chromium (apt)"
+  apt_install chromium
+fi
+
 stamp="$VENV/.pins"
 if [ ! -x "$VENV/bin/temporal" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$PY_PINS" ]; then
   log "installing $PY_PINS into $VENV"
@@ -41,18 +48,23 @@ if [ ! -x "$VENV/bin/temporal" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$PY_PINS
   echo "$PY_PINS" >"$stamp"
 fi
 
+# Node packages exactly as locked. The lockfile lists every platform's optional packages
+# (e.g. @swc/core's native builds), so `npm ci` accepts it on any machine; when it refuses, the
+# lockfile is broken and setup stops here rather than installing something else.
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -d node_modules ] || [ "$(cat node_modules/.lock-sum 2>/dev/null)" != "$lock_sum" ]; then
   log "npm ci"
-  # The registry mirror here lacks some optional platform packages (e.g. @swc/core for macOS),
-  # which the lockfile therefore cannot list, and `npm ci` refuses that as "out of sync".
-  # `npm install --no-save` still installs exactly the locked versions, so fall back to it.
-  if ! npm ci --no-fund --no-audit --loglevel=silent; then
-    log "npm ci refused the lockfile (missing optional platform packages); npm install --no-save"
-    npm install --no-save --no-fund --no-audit --loglevel=error
+  if ! npm ci --no-fund --no-audit --loglevel=error; then
+    log "npm ci failed: package-lock.json does not match package.json or cannot be installed."
+    log "Regenerate it with \`npm install --package-lock-only\` and commit it; nothing else is installed."
+    exit 1
   fi
   echo "$lock_sum" >node_modules/.lock-sum
 fi
+
+# The CLI runs from dist/ (esbuild, about a second); always rebuilt, so it matches the sources.
+log "building the CLI into dist/"
+node scripts/build.mjs
 
 "$VENV/bin/temporal" --version >/dev/null
 log "ready ($("$VENV/bin/temporal" --version | head -1))"

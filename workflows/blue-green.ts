@@ -13,6 +13,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxySinks,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -35,18 +36,23 @@ import {
   approveSignal,
   approveUpdate,
   pauseSignal,
+  progressSignal,
   resumeSignal,
   stageSearchAttribute,
   statusQuery,
+  sumProgress,
   throttleProblems,
   throttleSignal,
   throttleUpdate,
   type AbortRequest,
   type ApproveRequest,
   type CheckSummary,
+  type CutoverSinks,
+  type ProgressReport,
   type RunStatus,
   type ThrottleRequest,
 } from './definitions';
+import { formatDuration, renderDetails } from './details';
 
 export type { RunSettings };
 export { defaultRunSettings };
@@ -68,6 +74,8 @@ const control = proxyActivities<typeof activities>(shortActivity);
 
 /** The activities, called with the options the step's kind gives (src/steps/<kind>/spec.ts). */
 const acts = (options: ActivityOptions) => proxyActivities<typeof activities>(options);
+
+const { cutoverMetrics } = proxySinks<CutoverSinks>();
 
 class RollbackRequested extends Error {
   override name = 'RollbackRequested';
@@ -103,6 +111,8 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     lastChecks: [],
     undone: [],
   };
+  /** The run's Web UI page ("current details") shows what the status query returns. */
+  const refresh = () => setCurrentDetails(renderDetails(status));
   const undos: Undo[] = [];
   const ctx: OptionsContext = { router: settings.router };
   const approved = new Set<string>();
@@ -157,10 +167,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   };
   setHandler(pauseSignal, async () => {
     status.paused = true;
+    refresh();
     await sendControl({ paused: true });
   });
   setHandler(resumeSignal, async () => {
     status.paused = false;
+    refresh();
     await sendControl({ paused: false });
   });
   const applyThrottle = async (t: ThrottleRequest) => {
@@ -180,11 +192,23 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     },
   });
   setHandler(statusQuery, () => status);
+  const progressReports = new Map<string, ProgressReport>();
+  let acceptingProgress = false;
+  setHandler(progressSignal, (report) => {
+    // A report that arrives after its step ended (signals can overtake the activity's result)
+    // would show stale progress: only the running step's activities count.
+    if (!acceptingProgress) return;
+    progressReports.set(report.key, report);
+    status.progress = sumProgress([...progressReports.values()]);
+    refresh();
+  });
 
   // --- the runbook ------------------------------------------------------------------------
   const setStage = (stage: string) => {
     status.stage = stage;
-    setCurrentDetails(`**${change.name}**: stage \`${stage}\``);
+    log.info(`stage ${stage}`, { plan: change.name, stage });
+    cutoverMetrics.stage(stage);
+    refresh();
     if (useSearchAttributes) upsertSearchAttributes([{ key: stageSearchAttribute, value: stage }]);
   };
 
@@ -200,12 +224,14 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     if (step.auto || settings.autoApprove === 'all' || settings.autoApprove.includes(name)) return;
     status.waitingGates.push(name);
     status.state = 'waiting';
+    refresh();
     const timeoutMs = step.timeoutSeconds ? step.timeoutSeconds * 1000 : undefined;
     const ok = timeoutMs
       ? await condition(() => approved.has(name), timeoutMs)
       : (await condition(() => approved.has(name)), true);
     status.waitingGates = status.waitingGates.filter((g) => g !== name);
     status.state = 'running';
+    refresh();
     if (!ok)
       throw new RollbackRequested(
         `approval gate "${name}" was not approved within ${step.timeoutSeconds}s`,
@@ -218,13 +244,18 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   ): Promise<CheckSummary[]> => {
     const all = [...settings.monitorChecks, ...stepChecks];
     if (!all.length) return [];
-    const results = await runOf('monitor', step).monitorChecks(all);
+    const results = await runOf('monitor', step).monitorChecks.executeWithOptions(
+      { summary: `checks at route ${status.routePercent}%` },
+      [all],
+    );
     status.lastChecks = results.map((r) => ({
       name: r.name,
       ok: r.ok,
       detail: r.detail,
       at: r.at,
     }));
+    cutoverMetrics.checks(status.lastChecks);
+    refresh();
     return status.lastChecks;
   };
 
@@ -234,10 +265,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     const stepChecks: CheckConfig[] = step.checks ?? [];
     const endsAt = Date.now() + seconds * 1000;
     status.windowEndsAt = new Date(endsAt).toISOString();
+    refresh();
+    const summary = `monitor ${status.routePercent}% for ${formatDuration(seconds)}`;
     try {
       if (!settings.monitorChecks.length && !stepChecks.length) {
         // Nothing to check: one durable timer, not one per interval, keeps the history short.
-        await sleep(seconds * 1000);
+        await sleep(seconds * 1000, { summary });
         return;
       }
       for (;;) {
@@ -252,7 +285,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         }
         const left = endsAt - Date.now();
         if (left <= 0) return;
-        await sleep(Math.min(left, settings.checkIntervalSeconds * 1000));
+        await sleep(Math.min(left, settings.checkIntervalSeconds * 1000), { summary });
       }
     } finally {
       status.windowEndsAt = undefined;
@@ -269,6 +302,22 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     if (patched('sync-debt-drain')) await control.syncDrain({ change });
   };
 
+  /**
+   * Runs a long activity (backfill, verify) with its progress reports shown in the status and
+   * the Web UI details while it runs; the reports stop mattering when it ends.
+   */
+  const withLiveProgress = async <T>(work: Promise<T>): Promise<T> => {
+    progressReports.clear();
+    acceptingProgress = true;
+    try {
+      return await work;
+    } finally {
+      acceptingProgress = false;
+      progressReports.clear();
+      status.progress = undefined;
+    }
+  };
+
   const backfill = async (step: ResolvedStepOf<'backfill'>) => {
     const parts = plan.backfill.parallelRanges ?? 1;
     const a = plan.backfill.adaptive;
@@ -280,8 +329,11 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       minBatchSize: a.minBatchSize,
       maxSleepMs: a.maxPauseMs,
     };
+    const summary = `backfill ${status.table} → ${change.target.schema}.${change.target.table}`;
     if (parts <= 1) {
-      const progress = await runOf('backfill', step).backfillRun({ change, throttle });
+      const progress = await runOf('backfill', step).backfillRun.executeWithOptions({ summary }, [
+        { change, throttle },
+      ]);
       status.rowsCopied = progress.rowsDone;
       return;
     }
@@ -291,7 +343,11 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     });
     const run = runOf('backfill', step);
     const results = await Promise.all(
-      ranges.map((r) => run.backfillRun({ change, range: r.range, throttle })),
+      ranges.map((r, i) =>
+        run.backfillRun.executeWithOptions({ summary: `${summary} (range ${i + 1}/${parts})` }, [
+          { change, range: r.range, throttle },
+        ]),
+      ),
     );
     status.rowsCopied = results.reduce((n, p) => n + p.rowsDone, 0);
   };
@@ -333,13 +389,19 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     },
     backfill: async (step) => {
       undos.push({ step: step.id, run: () => undoOf('backfill', step).backfillUndo({ change }) });
-      await backfill(step);
+      await withLiveProgress(backfill(step));
+      refresh();
     },
     index: async (step) => {
       await runOf('index', step).shadowBuildIndexes(plan);
     },
     verify: async (step) => {
-      await runOf('verify', step).verify({ change, verify: plan.verify });
+      await withLiveProgress(
+        runOf('verify', step).verify.executeWithOptions(
+          { summary: `verify ${status.table} = ${change.target.schema}.${change.target.table}` },
+          [{ change, verify: plan.verify }],
+        ),
+      );
     },
     sqlcheck: async (step) => {
       await runOf('sqlcheck', step).sqlcheck({ change, checks: step.checks ?? [] });
@@ -351,12 +413,21 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         undos.push({
           step: 'route',
           run: async () => {
-            await undoOf('route', step).routeUndo(target);
-            await sleep(settings.routeDrainSeconds * 1000);
+            await undoOf('route', step).routeUndo.executeWithOptions(
+              { summary: 'route back to 0%' },
+              [target],
+            );
+            await sleep(settings.routeDrainSeconds * 1000, {
+              summary: `drain route ${formatDuration(settings.routeDrainSeconds)}`,
+            });
           },
         });
-      await runOf('route', step).routeSet({ ...target, percent: step.percent });
+      await runOf('route', step).routeSet.executeWithOptions(
+        { summary: `route ${step.percent}%` },
+        [{ ...target, percent: step.percent }],
+      );
       status.routePercent = step.percent;
+      cutoverMetrics.routePercent(step.percent);
       await drainSyncDebt();
     },
     monitor: async (step) => {
@@ -373,16 +444,25 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         status.windowEndsAt = new Date(
           Date.now() + settings.rollbackWindowSeconds * 1000,
         ).toISOString();
-        await sleep(settings.rollbackWindowSeconds * 1000);
+        refresh();
+        await sleep(settings.rollbackWindowSeconds * 1000, {
+          summary: `rollback window ${formatDuration(settings.rollbackWindowSeconds)}`,
+        });
         status.windowEndsAt = undefined;
       }
       // The point of no return (stepSpecs.cleanup.undo): from here on the old table is no
       // longer kept in sync, so no earlier undo may run any more.
-      await runOf('cleanup', step).cleanupRun({ plan, oldTable: step.oldTable });
+      await runOf('cleanup', step).cleanupRun.executeWithOptions(
+        { summary: 'cleanup: stop reverse sync (point of no return)' },
+        [{ plan, oldTable: step.oldTable }],
+      );
       undos.length = 0;
       if (step.oldTable === 'drop' && step.retentionHours > 0) {
         status.windowEndsAt = new Date(Date.now() + step.retentionHours * 3_600_000).toISOString();
-        await sleep(step.retentionHours * 3_600_000);
+        refresh();
+        await sleep(step.retentionHours * 3_600_000, {
+          summary: `keep archive ${formatDuration(step.retentionHours * 3600)}`,
+        });
         status.windowEndsAt = undefined;
       }
       if (step.oldTable === 'drop') await runOf('cleanup', step).cleanupDropArchive({ plan });
@@ -401,9 +481,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       for (const step of stage.steps) {
         await holdWhilePaused();
         status.step = step.id;
-        setCurrentDetails(
-          `**${change.name}**: stage \`${stage.name}\`, step \`${step.id}\` (${status.stepsDone.length}/${status.stepsTotal} done, route ${status.routePercent}%)`,
-        );
+        refresh();
         await dispatch(handlers, step);
         status.stepsDone.push(step.id);
       }
@@ -425,17 +503,29 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   } catch (err) {
     if (err instanceof RollbackRequested) reason = err.message;
     else if (abort && isCancellation(err)) reason = `aborted: ${abort.reason}`;
-    else {
+    else if (
+      isCancellation(err) &&
+      CancellationScope.current().consideredCancelled &&
+      patched('cancellation-is-abort')
+    ) {
+      // "Request Cancellation" in the Web UI (or `temporal workflow cancel`) does what an abort
+      // does: roll back every completed step, losing nothing.
+      abort = { reason: 'workflow cancellation requested (Web UI or `temporal workflow cancel`)' };
+      reason = `aborted: ${abort.reason}`;
+    } else {
       failure = err;
       reason = `step ${status.step} failed: ${describe(err)}`;
     }
   }
 
+  // A cancelled workflow still finishes its bookkeeping: waiting for handlers must not throw.
+  const handlersFinished = () =>
+    CancellationScope.nonCancellable(() => condition(allHandlersFinished));
   if (reason === undefined) {
-    setStage('done');
     status.state = 'completed';
     status.step = undefined;
-    await condition(allHandlersFinished);
+    setStage('done');
+    await handlersFinished();
     return { outcome: 'completed', stepsDone: status.stepsDone, undone: [] };
   }
 
@@ -446,23 +536,24 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   // A gate interrupted by an abort never reaches its own cleanup; a closed run waits for nothing.
   // Query-only state, so no patched() is needed: replays issue the same commands.
   status.waitingGates = [];
+  status.progress = undefined;
   setStage('rolling-back');
-  if (failure) setCurrentDetails(`**${change.name}**: rolling back: ${reason}`);
   log.warn('rolling back', { reason });
   await CancellationScope.nonCancellable(async () => {
     for (const undo of [...undos].reverse()) {
       await undo.run();
       status.undone.push(undo.step);
-      if (undo.step === 'route') status.routePercent = 0;
+      refresh();
+      if (undo.step === 'route') {
+        status.routePercent = 0;
+        cutoverMetrics.routePercent(0);
+      }
     }
   });
-  setStage('rolled-back');
   status.state = failure ? 'failed' : 'rolled-back';
   status.step = undefined;
-  setCurrentDetails(
-    `**${change.name}**: ${failure ? 'failed' : 'rolled back'}: ${reason}; rolled back: ${status.undone.join(', ') || 'nothing to undo'}`,
-  );
-  await condition(allHandlersFinished);
+  setStage('rolled-back');
+  await handlersFinished();
   if (failure) {
     throw ApplicationFailure.nonRetryable(
       `${reason}; rolled back: ${status.undone.join(', ') || 'nothing to undo'}`,

@@ -4,8 +4,35 @@
  * `temporal` CLI, e.g.
  *   temporal workflow signal --workflow-id cutover-widen_orders_id --name approve --input '{"gate":"shift"}'
  */
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate, type Sinks } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+/** What a backfill or verify activity reports to its workflow (see activities/progress.ts). */
+export interface ProgressReport {
+  /** The reporting activity (one per key range when the backfill runs in parallel). */
+  key: string;
+  activity: 'backfill' | 'verify';
+  rowsDone: number;
+  total: number | null;
+  rowsPerSecond: number | null;
+  /** Why the backfill is held back, when it is ("paused", or the throttle's reason). */
+  throttled: string | null;
+  attempt: number;
+  updatedAt: string;
+}
+
+/** The reports of the running step summed up, as the status and the Web UI show them. */
+export interface LiveProgress {
+  activity: 'backfill' | 'verify';
+  rowsDone: number;
+  total: number | null;
+  percent: number | null;
+  rowsPerSecond: number | null;
+  etaSeconds: number | null;
+  throttled: string | null;
+  /** Highest attempt among the reporting activities: above 1, a retry is under way. */
+  attempt: number;
+  updatedAt: string;
+}
 
 export interface ApproveRequest {
   /** Gate to approve; optional when exactly one gate is waiting. */
@@ -29,6 +56,32 @@ export const abortSignal = defineSignal<[AbortRequest]>('abort');
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
 export const throttleSignal = defineSignal<[ThrottleRequest]>('throttle');
+/** Sent by the backfill and verify activities themselves, not by people. */
+export const progressSignal = defineSignal<[ProgressReport]>('progress');
+
+/** Sums the reports of the activities of one step. */
+export function sumProgress(reports: ProgressReport[]): LiveProgress | undefined {
+  if (!reports.length) return undefined;
+  const totalKnown = reports.every((r) => r.total !== null);
+  const rowsDone = reports.reduce((n, r) => n + r.rowsDone, 0);
+  const total = totalKnown ? reports.reduce((n, r) => n + (r.total ?? 0), 0) : null;
+  const rated = reports.filter((r) => r.rowsPerSecond !== null);
+  const rate = rated.length ? rated.reduce((n, r) => n + (r.rowsPerSecond ?? 0), 0) : null;
+  return {
+    activity: reports[0]!.activity,
+    rowsDone,
+    total,
+    percent: total ? Math.min(100, Math.round((rowsDone / total) * 1000) / 10) : null,
+    rowsPerSecond: rate === null ? null : Math.round(rate),
+    etaSeconds: total && rate ? Math.max(0, Math.round((total - rowsDone) / rate)) : null,
+    throttled: reports.find((r) => r.throttled)?.throttled ?? null,
+    attempt: Math.max(...reports.map((r) => r.attempt)),
+    updatedAt: reports
+      .map((r) => r.updatedAt)
+      .sort()
+      .at(-1)!,
+  };
+}
 
 /** Same as the signals, but answered: rejected at once when the gate is not waiting or the values are nonsense. */
 export const approveUpdate = defineUpdate<string, [ApproveRequest]>('approveGate');
@@ -59,8 +112,13 @@ export interface RunStatus {
   lastChecks: CheckSummary[];
   /** Set while a monitoring window or the rollback window runs. */
   windowEndsAt?: string;
-  /** Rows copied when the backfill step finished (live progress is in its heartbeat details). */
+  /** Rows copied when the backfill step finished. */
   rowsCopied?: number;
+  /**
+   * While the backfill or verification runs: their heartbeats summed up, refreshed by the
+   * workflow every 15–30 s (the heartbeat details themselves are newer still).
+   */
+  progress?: LiveProgress;
   undone: string[];
   abortReason?: string;
   /**
@@ -151,4 +209,16 @@ export function throttleProblems(t: ThrottleRequest): string[] {
   if (t.adaptive !== undefined && typeof t.adaptive !== 'boolean')
     problems.push('adaptive must be true or false');
   return problems;
+}
+
+/**
+ * What the workflow tells the worker's metrics (stage, route, check results). A sink call is not
+ * recorded in the history and not repeated on replay, so it cannot affect determinism.
+ */
+export interface CutoverSinks extends Sinks {
+  cutoverMetrics: {
+    stage(stage: string): void;
+    routePercent(percent: number): void;
+    checks(results: Array<{ name: string; ok: boolean }>): void;
+  };
 }

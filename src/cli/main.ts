@@ -6,6 +6,7 @@ import { register as registerWorker } from './commands/worker';
 import { register as registerLint } from './commands/lint';
 import { register as registerBackup } from './commands/backup';
 import { register as registerPlan } from './commands/plan';
+import { addVersionEverywhere } from './version';
 
 const program = new Command('cutover')
   .description(
@@ -29,6 +30,7 @@ const registrations: Array<(p: Command) => void> = [
   registerWorker,
 ];
 for (const register of registrations) register(program);
+addVersionEverywhere(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,4 +1,5 @@
 import type { ClientBase } from 'pg';
+import { recordLockTimeout } from '../observability/metrics';
 
 export interface LockRetryOptions {
   /** lock_timeout for each attempt, in milliseconds. */
@@ -45,6 +46,7 @@ export async function withLockRetry<T>(
       if (!isLockTimeout(err) || attempt >= opts.attempts) throw err;
       const base = Math.min(opts.maxBackoffMs, opts.initialBackoffMs * 2 ** (attempt - 1));
       const wait = Math.round(base / 2 + Math.random() * (base / 2));
+      recordLockTimeout(opts.lockTimeoutMs);
       opts.onRetry?.(attempt, wait, err as Error);
       await sleep(wait);
     }

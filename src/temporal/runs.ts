@@ -2,6 +2,7 @@
  * The client side of a blue-green run: start it from a plan file, send it messages, read its
  * status. Shared by the CLI and the end-to-end tests.
  */
+import { basename } from 'node:path';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
@@ -62,8 +63,9 @@ export async function preparePlan(file: string): Promise<ResolvedPlan> {
   const client = await openClient(connectionUrl(plan.connection), 'cutover plan check');
   try {
     // The run proves every row maps before its first write; scanning the table here too would
-    // double the cost for big tables.
-    const report = await checkPlan(plan, client, { fileName: file, preflight: false });
+    // double the cost for big tables. The file's name only: the resolved plan is the workflow
+    // input, and a path on the operator's machine means nothing to workers.
+    const report = await checkPlan(plan, client, { fileName: basename(file), preflight: false });
     if (!report.ok || !report.plan) {
       throw new UserError(
         `plan ${file} cannot start:\n  ${report.problems.map((p) => formatProblem(report.fileName, p)).join('\n  ')}`,
@@ -94,7 +96,7 @@ export async function startRun(
     args: [input] as [BlueGreenInput],
     memo: {
       plan: c.name,
-      file: plan.fileName,
+      file: basename(plan.fileName),
       source: `${c.source.schema}.${c.source.table}`,
       target: `${c.target.schema}.${c.target.table}`,
       direction: plan.readsOnly ? 'reads-only' : 'two-way',

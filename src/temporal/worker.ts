@@ -1,10 +1,35 @@
-import { fileURLToPath } from 'node:url';
-import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { join } from 'node:path';
+import {
+  Worker,
+  type InjectedSinks,
+  type NativeConnection,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import * as activities from '../../activities/registry';
-import { TASK_QUEUE } from '../../workflows/definitions';
+import { TASK_QUEUE, type CutoverSinks } from '../../workflows/definitions';
 import { maskFailures } from './mask-failures';
+import {
+  planOfWorkflowId,
+  recordChecks,
+  recordRoutePercent,
+  recordStage,
+} from '../observability/metrics';
+import { projectRoot } from '../tools';
 
-export const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+// From the project root, not this file: the built CLI runs this code from dist/, and the worker
+// bundles the workflow sources (webpack + swc) wherever it runs.
+export const workflowsPath = join(projectRoot, 'workflows', 'index.ts');
+
+/** The workflow's metrics sink: stage, route percent and check results into prom-client. */
+export const metricsSinks: InjectedSinks<CutoverSinks> = {
+  cutoverMetrics: {
+    stage: { fn: (info, stage) => recordStage(planOfWorkflowId(info.workflowId), stage) },
+    routePercent: {
+      fn: (info, percent) => recordRoutePercent(planOfWorkflowId(info.workflowId), percent),
+    },
+    checks: { fn: (info, results) => recordChecks(planOfWorkflowId(info.workflowId), results) },
+  },
+};
 
 /**
  * A worker running every cutover workflow and activity. Database connections come from this
@@ -29,6 +54,7 @@ export async function createWorker(
     maxHeartbeatThrottleInterval: '2 seconds',
     // Credentials an activity error echoes never reach the history.
     interceptors: { activity: [maskFailures] },
+    sinks: metricsSinks,
     ...overrides,
   });
 }

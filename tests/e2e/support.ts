@@ -88,8 +88,8 @@ export interface E2E {
   env: Record<string, string>;
   client: Client;
   cli(args: string[], extraEnv?: Record<string, string>): Promise<CliResult>;
-  /** `node bin/cutover.js worker` as a child process; resolves once it polls. */
-  startWorker(): Promise<ChildHandle>;
+  /** `node bin/cutover.js worker [args]` as a child process; resolves once it polls. */
+  startWorker(args?: string[]): Promise<ChildHandle>;
   /** Any other program (e.g. a load generator), tracked for cleanup. */
   spawnChild(args: string[], extraEnv?: Record<string, string>): ChildHandle;
   /** Stops the dev server; the SQLite file keeps its state. */
@@ -103,7 +103,8 @@ export interface E2E {
   stop(): Promise<void>;
 }
 
-export async function startE2E(prefix: string): Promise<E2E> {
+/** `ui: true` serves the dev server's Web UI (on its own free port) for browser tests. */
+export async function startE2E(prefix: string, opts: { ui?: boolean } = {}): Promise<E2E> {
   const children = new Set<ChildHandle>();
   const tmp = mkdtempSync(join(tmpdir(), `cutover-e2e-${prefix}-`));
   const dbFile = join(tmp, 'temporal.db');
@@ -119,7 +120,7 @@ export async function startE2E(prefix: string): Promise<E2E> {
     rmSync(tmp, { recursive: true, force: true });
   };
   try {
-    server = await startDevServer({ dbFile, port, uiPort, headless: true });
+    server = await startDevServer({ dbFile, port, uiPort, headless: !opts.ui });
     connection = await Connection.connect({ address: server.address });
   } catch (err) {
     await stopAll();
@@ -147,8 +148,8 @@ export async function startE2E(prefix: string): Promise<E2E> {
       });
       return track(proc, children);
     },
-    async startWorker() {
-      const worker = e2e.spawnChild([cliPath, 'worker']);
+    async startWorker(args = []) {
+      const worker = e2e.spawnChild([cliPath, 'worker', ...args]);
       await waitFor(
         'the worker to poll',
         async () => {
@@ -168,7 +169,7 @@ export async function startE2E(prefix: string): Promise<E2E> {
       await server!.stop();
     },
     async restartServer() {
-      server = await startDevServer({ dbFile, port, uiPort, headless: true });
+      server = await startDevServer({ dbFile, port, uiPort, headless: !opts.ui });
       e2e.server = server;
     },
     writePlan(name, yaml) {

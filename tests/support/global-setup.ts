@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { startLocalCluster, type LocalCluster } from '../../src/db/local-cluster';
 import { startS3Server, type S3Server } from './s3-server';
@@ -19,6 +21,14 @@ let s3: S3Server | undefined;
  * tests at an existing server instead.
  */
 export async function setup(project: TestProject): Promise<void> {
+  // Tests that spawn bin/cutover.js run the built CLI: build it from the current sources first.
+  execFileSync(
+    process.execPath,
+    [fileURLToPath(new URL('../../scripts/build.mjs', import.meta.url))],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (process.env.DATABASE_URL) {
     project.provide('pgAdminUrl', process.env.DATABASE_URL);
   } else {

@@ -179,6 +179,31 @@ describe('blue-green workflow on the time-skipping server, real activities, real
     expect((await db.pool.query(`SELECT count(*)::int AS n FROM orders`)).rows[0].n).toBe(500);
   });
 
+  it('at a gate the Web UI details say how to approve; Request Cancellation rolls back like an abort', async () => {
+    const plan = await widenPlan(db, HOUR_WINDOWS);
+    const worker = await createTestWorker(env, recordingActivities(calls));
+    const { result, details } = await worker.runUntil(async () => {
+      const handle = await start({ plan });
+      await until(handle, (s) => s.waitingGates.includes('shift'), 'the shift gate');
+      // What the Web UI shows as "current details" comes from this built-in query.
+      const meta = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+      await handle.cancel();
+      return { result: await handle.result(), details: meta.currentDetails };
+    });
+    expect(details).toContain('stage `approve-shift`');
+    expect(details).toContain(
+      'waiting for approval of gate `shift`: `cutover approve widen_orders_id shift`, or signal `approve` with `{"gate":"shift"}`',
+    );
+    expect(details).toMatch(/backfill: 500 rows copied/);
+    expect(result.outcome).toBe('rolled-back');
+    expect(result.reason).toMatch(/^aborted: workflow cancellation requested/);
+    expect(result.undone).toEqual(['prepare.backfill', 'prepare.sync', 'prepare.shadow']);
+    expect(undoCalls()).toEqual(['backfillUndo', 'syncUndo', 'shadowUndo']);
+    expect(await tableExists(db, 'public.orders_v2')).toBe(false);
+    expect(await userTriggers(db)).toBe(0);
+    expect((await db.pool.query(`SELECT count(*)::int AS n FROM orders`)).rows[0].n).toBe(500);
+  });
+
   it('abort during a monitoring window at 50% routes back to 0 and keeps writes made to the new table', async () => {
     const plan = await widenPlan(db, HOUR_WINDOWS);
     const worker = await createTestWorker(env, recordingActivities(calls));

@@ -6,7 +6,7 @@ import { Worker } from '@temporalio/worker';
 import pg from 'pg';
 import * as realActivities from '../../activities/registry';
 import { parsePlan, resolvePlan, type ResolvedPlan } from '../../src/plan';
-import { workflowsPath } from '../../src/temporal/worker';
+import { metricsSinks, workflowsPath } from '../../src/temporal/worker';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { TestDatabase } from '../support/db';
 import { widenPlanYaml } from '../support/orders';
@@ -57,6 +57,7 @@ export async function createTestWorker(
     workflowBundle: await workflowBundle(workflowsPath),
     activities,
     maxHeartbeatThrottleInterval: '1 second',
+    sinks: metricsSinks,
     ...failFastWorkflowErrors,
   });
 }

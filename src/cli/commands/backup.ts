@@ -1,8 +1,11 @@
 import { Command, Option } from 'commander';
-import { backupRun, listBackups, restoreBackup, type BackupManifest } from '../../backup/backup';
-import { connectionUrl } from '../../db/connect';
+import type { BackupManifest } from '../../backup/backup';
 import { UsageError } from '../../errors';
-import { BACKUP_STORAGE_ENV_HELP, storageFromEnv } from '../../storage/config';
+import { BACKUP_STORAGE_ENV_HELP } from '../../storage/env-help';
+
+// The backup code (AWS SDK, pg) loads only when a backup command runs, not at every CLI start.
+const backupLib = () => import('../../backup/backup');
+const storageLib = () => import('../../storage/config');
 import { action } from '../run';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -81,6 +84,10 @@ ${BACKUP_STORAGE_ENV_HELP}
     .action(
       action(
         async (o: { table: string[]; label?: string; connection?: string; json?: boolean }) => {
+          const [{ backupRun }, { storageFromEnv }] = await Promise.all([
+            backupLib(),
+            storageLib(),
+          ]);
           const storage = storageFromEnv();
           const interactive = process.stderr.isTTY && !o.json;
           let lastReport = 0;
@@ -120,6 +127,10 @@ Examples:
     )
     .action(
       action(async (o: { json?: boolean }) => {
+        const [{ listBackups }, { storageFromEnv }] = await Promise.all([
+          backupLib(),
+          storageLib(),
+        ]);
         const storage = storageFromEnv();
         const backups = await listBackups({ storage });
         process.stdout.write(
@@ -173,6 +184,10 @@ ${BACKUP_STORAGE_ENV_HELP}
           if (o.targetUrl !== undefined && !/^postgres(ql)?:\/\//.test(o.targetUrl)) {
             throw new UsageError(`--target-url must be a postgres:// URL`);
           }
+          const [{ restoreBackup }, { connectionUrl }] = await Promise.all([
+            backupLib(),
+            import('../../db/connect'),
+          ]);
           const targetUrl =
             o.targetUrl ??
             (o.targetConnection ? connectionUrl(o.targetConnection) : connectionUrl('default'));

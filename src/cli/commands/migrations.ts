@@ -1,21 +1,16 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { connectionUrl } from '../../db/connect';
 import { UsageError, UserError } from '../../errors';
 import { showRun } from './runs';
-import {
-  createMigrationFiles,
-  integrityProblems,
-  migrate,
-  rollback,
-  status,
-  type RunnerOptions,
-  type StatusReport,
-} from '../../migrate';
+import type { RunnerOptions, StatusReport } from '../../migrate';
 import { pad } from '../../migrate/files';
 import { parseDuration, parsePositiveInt } from '../options';
 import { action, logLine } from '../run';
 import { maskSecrets } from '../../safe-text';
+
+// The runner (pg, and libpg-query for its safety lint) loads only when a command needs it.
+const migrateLib = () => import('../../migrate');
+const connectLib = () => import('../../db/connect');
 
 interface CommonOpts {
   dir: string;
@@ -150,6 +145,7 @@ export function register(program: Command): void {
           json?: boolean;
         },
       ) => {
+        const [{ migrate }, { connectionUrl }] = await Promise.all([migrateLib(), connectLib()]);
         const results = await migrate(connectionUrl(o.connection), {
           ...runnerOptions(o),
           to: o.to,
@@ -200,6 +196,7 @@ export function register(program: Command): void {
       ),
   ).action(
     action(async (o: CommonOpts & { to?: string; steps?: number; all?: boolean }) => {
+      const [{ rollback }, { connectionUrl }] = await Promise.all([migrateLib(), connectLib()]);
       const results = await rollback(connectionUrl(o.connection), {
         ...runnerOptions(o),
         to: o.to,
@@ -240,6 +237,7 @@ export function register(program: Command): void {
       ) => {
         if (run) return showRun(run, o);
         if (o.watch) throw new UsageError('--watch needs a run (plan name or workflow id)');
+        const [{ status }, { connectionUrl }] = await Promise.all([migrateLib(), connectLib()]);
         const report = await status(connectionUrl(o.connection), { dir: resolve(o.dir) });
         if (o.json) console.log(maskSecrets(JSON.stringify(report, null, 2)));
         else printStatus(report);
@@ -258,6 +256,10 @@ export function register(program: Command): void {
     false,
   ).action(
     action(async (o: CommonOpts) => {
+      const [{ integrityProblems, status }, { connectionUrl }] = await Promise.all([
+        migrateLib(),
+        connectLib(),
+      ]);
       const problems = integrityProblems(
         await status(connectionUrl(o.connection), { dir: resolve(o.dir) }),
       );
@@ -280,7 +282,8 @@ export function register(program: Command): void {
       '\nExample:\n  $ cutover new add_orders_status\n  created migrations/0009_add_orders_status.up.sql',
     )
     .action(
-      action((name: string, o: { dir: string }) => {
+      action(async (name: string, o: { dir: string }) => {
+        const { createMigrationFiles } = await import('../../migrate/new-migration');
         const { up, down } = createMigrationFiles(resolve(o.dir), name);
         console.log(`created ${up}\ncreated ${down}`);
       }),

@@ -1,12 +1,8 @@
 import { Command } from 'commander';
-import { connectionUrl, openClient } from '../../db/connect';
 import { UserError } from '../../errors';
-import { checkPlan } from '../../plan/check';
-import { describeTriggers, tableTriggers } from '../../plan/triggers';
-import { formatProblem, loadPlanFile } from '../../plan/load';
 import type { ResolvedPlan } from '../../plan/resolved';
 import type { PlanFile } from '../../plan/schema';
-import { offlineProblems, type ResolvedStage } from '../../plan/stages';
+import type { ResolvedStage } from '../../plan/stages';
 import { action } from '../run';
 
 function renderStages(stages: ResolvedStage[]): string {
@@ -50,7 +46,9 @@ function renderSummary(plan: ResolvedPlan): string {
   return lines.join('\n') + '\n';
 }
 
+// The plan loader (zod, yaml) and pg load only when a plan command runs, not at every CLI start.
 async function load(file: string): Promise<PlanFile> {
+  const { loadPlanFile } = await import('../../plan/load');
   return loadPlanFile(file);
 }
 
@@ -90,6 +88,17 @@ The database comes from the plan's connection (default: DATABASE_URL; a connecti
     )
     .action(
       action(async (file: string, opts: { json?: boolean }) => {
+        const [
+          { connectionUrl, openClient },
+          { checkPlan },
+          { formatProblem },
+          { describeTriggers, tableTriggers },
+        ] = await Promise.all([
+          import('../../db/connect'),
+          import('../../plan/check'),
+          import('../../plan/load'),
+          import('../../plan/triggers'),
+        ]);
         const parsed = await load(file);
         const client = await openClient(connectionUrl(parsed.connection), 'cutover-plan-check');
         try {
@@ -126,6 +135,7 @@ The database comes from the plan's connection (default: DATABASE_URL; a connecti
     .addHelpText('after', '\nExample:\n  $ cutover plan show plans/rename-posts-articles.yaml\n')
     .action(
       action(async (file: string, opts: { json?: boolean }) => {
+        const { offlineProblems } = await import('../../plan/stages');
         const parsed = await load(file);
         const { stages } = offlineProblems(parsed);
         if (opts.json) {

@@ -1,29 +1,17 @@
-import { Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { UsageError, UserError } from '../../errors';
-import { connectClient, temporalSettings } from '../../temporal/connection';
-import { loadPlanFile } from '../../plan';
-import {
-  abortRun,
-  assertNoOpenRun,
-  approve,
-  listRuns,
-  pauseRun,
-  preparePlan,
-  runReport,
-  startDeploy,
-  startRun,
-  throttleRun,
-  uiUrl,
-  workflowIdOf,
-} from '../../temporal/runs';
 import type { RunSettings } from '../../plan/run-settings';
 import { parseDuration, parsePositiveInt } from '../options';
 import { renderReport } from '../render-status';
 import { action } from '../run';
 import { maskSecrets } from '../../safe-text';
 import { registerDeploySubcommands } from './deploy';
+
+// Loaded by the commands that talk to Temporal, so `--help` and other commands start without
+// the Temporal client and its gRPC stack.
+const runsLib = () => import('../../temporal/runs');
 
 const TEMPORAL_HELP = `
 Temporal: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default"),
@@ -33,6 +21,10 @@ TEMPORAL_UI_URL (for printed links, default http://localhost:8233).`;
 export async function withClient<T>(
   work: (client: Client, namespace: string) => Promise<T>,
 ): Promise<T> {
+  const [{ Client }, { connectClient, temporalSettings }] = await Promise.all([
+    import('@temporalio/client'),
+    import('../../temporal/connection'),
+  ]);
   const settings = temporalSettings();
   const connection = await connectClient(settings);
   try {
@@ -51,6 +43,7 @@ export async function showRun(
   o: { watch?: boolean; json?: boolean; interval?: number },
 ): Promise<void> {
   if (o.watch) return watch(run, o.interval ?? 1000, Boolean(o.json));
+  const { runReport } = await runsLib();
   await withClient(async (client) => {
     const report = await runReport(client, run);
     console.log(maskSecrets(o.json ? JSON.stringify(report, null, 2) : renderReport(report)));
@@ -58,6 +51,7 @@ export async function showRun(
 }
 
 async function watch(idOrPlan: string, intervalMs: number, json: boolean): Promise<void> {
+  const { runReport } = await runsLib();
   await withClient(async (client) => {
     const tty = process.stdout.isTTY && !json;
     let lastLines = 0;
@@ -132,6 +126,8 @@ export function register(program: Command): void {
           },
           cmd: Command,
         ) => {
+          const [{ loadPlanFile }, { assertNoOpenRun, preparePlan, startRun, uiUrl }] =
+            await Promise.all([import('../../plan'), runsLib()]);
           const planFile = await loadPlanFile(file);
           await withClient((client) => assertNoOpenRun(client, planFile.name));
           const plan = await preparePlan(file);
@@ -204,6 +200,7 @@ export function register(program: Command): void {
           postCheckUrl?: string;
           wait: boolean;
         }) => {
+          const { startDeploy, uiUrl } = await runsLib();
           await withClient(async (client, namespace) => {
             const handle = await startDeploy(client, {
               connection: o.connection,
@@ -245,6 +242,7 @@ export function register(program: Command): void {
     )
     .action(
       action(async (run: string, gate: string | undefined) => {
+        const { approve, workflowIdOf } = await runsLib();
         await withClient(async (client) => {
           const approved = await approve(client, run, gate, process.env.USER);
           console.log(`approved gate ${approved} of ${workflowIdOf(run)}`);
@@ -264,6 +262,7 @@ export function register(program: Command): void {
     )
     .action(
       action(async (run: string, o: { reason: string; keepShadow?: boolean }) => {
+        const { abortRun, workflowIdOf } = await runsLib();
         await withClient(async (client) => {
           await abortRun(client, run, o.reason, Boolean(o.keepShadow));
           console.log(
@@ -291,6 +290,7 @@ export function register(program: Command): void {
       )
       .action(
         action(async (run: string) => {
+          const { pauseRun, workflowIdOf } = await runsLib();
           await withClient(async (client) => {
             await pauseRun(client, run, paused);
             console.log(`${name} sent to ${workflowIdOf(run)}`);
@@ -335,6 +335,7 @@ export function register(program: Command): void {
             throw new UsageError(
               'give at least one of --batch-size, --sleep, --adaptive, --target-batch',
             );
+          const { throttleRun, workflowIdOf } = await runsLib();
           await withClient(async (client) => {
             const now = await throttleRun(client, run, request);
             console.log(`throttle of ${workflowIdOf(run)} is now ${JSON.stringify(now)}`);
@@ -350,6 +351,7 @@ export function register(program: Command): void {
     .addHelpText('after', TEMPORAL_HELP)
     .action(
       action(async (o: { json?: boolean }) => {
+        const { listRuns, uiUrl } = await runsLib();
         await withClient(async (client, namespace) => {
           const runs = await listRuns(client);
           if (o.json) return console.log(JSON.stringify(runs, null, 2));

@@ -26,6 +26,8 @@ import {
 } from '../../backfill/control';
 import { splitKeyRanges, type PlannedRange } from '../../backfill/ranges';
 import { drainSyncDebt } from '../sync/debt';
+import { recordBackfillProgress } from '../../observability/metrics';
+import { progressReporter } from '../../temporal/progress';
 
 export type { BackfillProgress, BackfillThrottle, GhostGuard, KeyRange, PlannedRange };
 
@@ -70,6 +72,9 @@ export function checkpointFromHeartbeat(
 export async function backfillRun(input: BackfillInput): Promise<BackfillProgress> {
   const ctx = Context.current();
   const resume = checkpointFromHeartbeat(ctx.info.heartbeatDetails, input);
+  // Rows up to the checkpoint were counted by the attempt that copied them.
+  const counted = { rowsDone: resume?.rowsDone ?? 0 };
+  const report = progressReporter();
   return withChangeConnection(input.change, 'cutover-backfill', async (client) => {
     await ensureControlTable(client);
     const result = await runBackfill(client, input.change, {
@@ -79,7 +84,23 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
       throttle: input.throttle,
       estimatedTotal: input.estimatedTotal,
       getControl: () => readBackfillControl(client, input.change.name),
-      onProgress: (p) => ctx.heartbeat(p),
+      onProgress: (p) => {
+        recordBackfillProgress(p, counted);
+        ctx.heartbeat(p);
+        const held = p.paused
+          ? 'paused'
+          : ((p as { throttleReason?: string | null }).throttleReason ?? null);
+        report(
+          {
+            activity: 'backfill',
+            rowsDone: p.rowsDone,
+            total: p.estimatedTotal > 0 ? Math.max(p.estimatedTotal, p.rowsDone) : null,
+            rowsPerSecond: p.state === 'running' ? Math.round(p.rowsPerSecond) : 0,
+            throttled: p.state === 'done' ? null : held,
+          },
+          p.state === 'done',
+        );
+      },
       signal: ctx.cancellationSignal,
     }).catch((err: unknown) => {
       // The data will be the same on every attempt: fail the step now, naming the row.

@@ -26,6 +26,7 @@ import { tableColumns, tableOid } from '../../plan/catalog';
 import type { SqlCheck } from '../../plan/schema';
 import type { ResolvedChange } from '../../plan/types';
 import { drainSyncDebt } from '../sync/debt';
+import { progressReporter } from '../../temporal/progress';
 
 export interface VerifyOptions {
   /** Use this client instead of opening one from the change's named connection. */
@@ -291,7 +292,19 @@ export async function verify(input: VerifyInput): Promise<VerifyResult> {
   await withConnection(input.change.connection, 'cutover-verify', (c) =>
     drainSyncDebt(c, input.change, { onProgress: () => heartbeat(resumed) }),
   );
+  const report = progressReporter();
+  const startedAt = Date.now();
   const result = await verifyTables(input.change, {
+    onProgress: (p) => {
+      const seconds = (Date.now() - startedAt) / 1000;
+      report({
+        activity: 'verify',
+        rowsDone: (resumed?.sourceRows ?? 0) + p.sourceRows,
+        total: null,
+        rowsPerSecond: seconds > 0 ? Math.round(p.sourceRows / seconds) : null,
+        throttled: null,
+      });
+    },
     chunkSize: input.verify?.chunkSize,
     maxDiffKeys: input.verify?.maxDiffKeys,
     after: resumed?.after ?? input.range?.after ?? null,
