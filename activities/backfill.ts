@@ -24,6 +24,7 @@ import {
   setBackfillControl,
 } from '../src/backfill/control';
 import { splitKeyRanges, type PlannedRange } from '../src/backfill/ranges';
+import { resolveLoadBudget, type PlanLoadBudget } from '../src/backfill/load-budget';
 
 export type { BackfillProgress, BackfillThrottle, GhostGuard, KeyRange, PlannedRange };
 
@@ -34,8 +35,13 @@ export interface BackfillInput {
   range?: KeyRange | null;
   /** Initial throttle (from the plan); the control row overrides it while running. */
   throttle?: Partial<BackfillThrottle>;
+  /** The plan's load budget; none when absent. */
+  loadBudget?: PlanLoadBudget;
   estimatedTotal?: number;
 }
+
+/** Heartbeat at least this often whatever a batch or a pause takes: cheap, throttled by the SDK. */
+const HEARTBEAT_EVERY_MS = 2000;
 
 async function withConnection<T>(
   change: ResolvedChange,
@@ -101,16 +107,26 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
   const resume = checkpointFromHeartbeat(ctx.info.heartbeatDetails, input);
   return withConnection(input.change, 'cutover-backfill', async (client) => {
     await ensureControlTable(client);
+    // The last progress is re-sent on a timer, so a slow batch (a lock wait) or a long hold
+    // never looks like a dead worker, and the heartbeat timeout can stay short.
+    let last: BackfillProgress | null = resume;
+    const timer = setInterval(() => {
+      if (last) ctx.heartbeat(last);
+    }, HEARTBEAT_EVERY_MS);
     const result = await runBackfill(client, input.change, {
       ghostGuard: input.ghostGuard,
       range: input.range ?? null,
       resumeFrom: resume,
       throttle: input.throttle,
       estimatedTotal: input.estimatedTotal,
+      loadBudget: resolveLoadBudget(input.loadBudget),
       getControl: () => readBackfillControl(client, input.change.name),
-      onProgress: (p) => ctx.heartbeat(p),
+      onProgress: (p) => {
+        last = p;
+        ctx.heartbeat(p);
+      },
       signal: ctx.cancellationSignal,
-    });
+    }).finally(() => clearInterval(timer));
     if (result.cancelled) await ctx.cancelled; // rejects with the CancelledFailure
     return result.progress;
   });

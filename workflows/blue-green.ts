@@ -12,6 +12,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -96,6 +97,17 @@ const long = proxyActivities<typeof activities>({
   startToCloseTimeout: '24 hours',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2s', maximumInterval: '1 minute', maximumAttempts: 20 },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
+/**
+ * Backfill and verification: they heartbeat every 2 s whatever a batch takes, so a killed
+ * worker's range is handed to another within seconds (heartbeat timeout + 1 s backoff).
+ */
+const copying = proxyActivities<typeof activities>({
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '8 seconds',
+  retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 20 },
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 
@@ -306,14 +318,15 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       minBatchSize: a.minBatchSize,
       maxSleepMs: a.maxPauseMs,
     };
+    const loadBudget = plan.backfill.loadBudget;
     if (parts <= 1) {
-      const progress = await long.backfillRun({ change, throttle });
+      const progress = await copying.backfillRun({ change, throttle, loadBudget });
       status.rowsCopied = progress.rowsDone;
       return;
     }
     const ranges = await short.backfillSplitRanges({ change, parts });
     const results = await Promise.all(
-      ranges.map((r) => long.backfillRun({ change, range: r.range, throttle })),
+      ranges.map((r) => copying.backfillRun({ change, range: r.range, throttle, loadBudget })),
     );
     status.rowsCopied = results.reduce((n, p) => n + p.rowsDone, 0);
   };
@@ -345,9 +358,22 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       case 'index':
         await long.shadowBuildIndexes(plan);
         return;
-      case 'verify':
-        await long.verify({ change, verify: plan.verify });
+      case 'verify': {
+        const parts = plan.backfill.parallelRanges ?? 1;
+        const loadBudget = plan.backfill.loadBudget;
+        // Runs started before range-parallel verification scheduled one activity here.
+        if (parts <= 1 || !patched('verify-key-ranges')) {
+          await copying.verify({ change, verify: plan.verify, loadBudget });
+          return;
+        }
+        const ranges = await short.backfillSplitRanges({ change, parts });
+        await Promise.all(
+          ranges.map((r) =>
+            copying.verify({ change, verify: plan.verify, loadBudget, keyRange: r.range }),
+          ),
+        );
         return;
+      }
       case 'sqlcheck':
         await short.sqlcheck({ change, checks: step.checks ?? [] });
         return;
