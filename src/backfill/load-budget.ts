@@ -16,9 +16,13 @@
  * The baseline is taken before the first batch and again in short pauses aligned to the wall
  * clock, so parallel ranges on any worker pause together and none measures another's load.
  *
- * The controller is AIMD on a duty cycle: the share of wall time spent copying. Over budget,
- * the duty drops by 30 %; well under, it grows by 0.1. The pause after each unit of work is
- * work × (1 − duty) / duty, and batches shrink with the duty so each burst stays short.
+ * The controller acts on a duty cycle: the share of wall time spent copying. The slowdown
+ * grows about in proportion to the duty, so each window the duty is scaled by aim / slowdown
+ * (aim = 70 % of the budget; at most halved, at most +25 %), on a smoothed slowdown because
+ * one window of an application's throughput is noisy. The pause after each unit of work is
+ * work × (1 − duty) / duty, and batches shrink with the duty so each burst stays short. A
+ * slowdown that lasts looks the same as the application simply doing less, so after a few
+ * windows over budget the baseline is taken again.
  * Over `criticalLoad` the work stops until the figure is back under.
  */
 import type pg from 'pg';
@@ -65,7 +69,7 @@ export const defaultLoadBudget: LoadBudget = {
   enabled: true,
   maxAppSlowdown: 0.2,
   probe: null,
-  windowMs: 1000,
+  windowMs: 2000,
   rebaselineSeconds: 60,
   baselineMs: 1000,
   minDuty: 0.05,
@@ -136,6 +140,8 @@ export class LoadGovernor {
   private figure: number | null = null;
   private critical = false;
   private slowdown: number | null = null;
+  private smoothed: number | null = null;
+  private overWindows = 0;
   private baseline: Baseline | null = null;
   private windowStart: Sample | null = null;
   private ownWrites = 0;
@@ -250,6 +256,8 @@ export class LoadGovernor {
       probeMs: probes.length ? probes[Math.floor(probes.length / 2)]! : null,
     };
     this.windowStart = b;
+    this.smoothed = null;
+    this.overWindows = 0;
     this.ownWrites = 0;
     this.ownXacts = 0;
     this.activeSamples = [];
@@ -349,7 +357,9 @@ export class LoadGovernor {
       await this.hold(Math.max(100, this.budget.windowMs / 2));
       await this.judge();
     }
-    if (this.budget.rebaselineSeconds > 0 && this.period() !== this.lastBaselinePeriod) {
+    const periodic =
+      this.budget.rebaselineSeconds > 0 && this.period() !== this.lastBaselinePeriod;
+    if (periodic || this.overWindows >= 5) {
       this.lastBaselinePeriod = this.period();
       await this.takeBaseline();
       return;
@@ -395,16 +405,25 @@ export class LoadGovernor {
       this.duty = Math.max(this.budget.minDuty, this.duty * 0.7);
       this.reason = maxHit[0];
       this.figure = Number(maxHit[1].toFixed(3));
-    } else if (measured && measured[0] > budget) {
-      this.duty = Math.max(this.budget.minDuty, this.duty * 0.7);
-      this.reason = `${measured[1]} (budget ${ratio(1 - budget)})`;
-      this.figure = Number(measured[0].toFixed(3));
-    } else if (!measured || measured[0] < budget * 0.6) {
-      this.duty = Math.min(1, this.duty + 0.1);
-      if (this.duty >= 1) {
-        this.reason = null;
-        this.figure = null;
+      return;
+    }
+    if (!measured) {
+      this.duty = Math.min(1, this.duty * 1.25 + 0.05);
+    } else {
+      this.smoothed =
+        this.smoothed === null ? measured[0] : 0.5 * this.smoothed + 0.5 * measured[0];
+      const aim = budget * 0.7;
+      const factor = Math.min(1.25, Math.max(0.5, aim / Math.max(this.smoothed, 0.001)));
+      this.duty = Math.min(1, Math.max(this.budget.minDuty, this.duty * factor));
+      this.overWindows = this.smoothed > budget ? this.overWindows + 1 : 0;
+      if (this.smoothed > budget || this.duty < 1) {
+        this.reason = `${measured[1]} (budget ${ratio(1 - budget)})`;
+        this.figure = Number(measured[0].toFixed(3));
       }
+    }
+    if (this.duty >= 1) {
+      this.reason = null;
+      this.figure = null;
     }
   }
 }
