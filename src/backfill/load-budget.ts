@@ -15,6 +15,8 @@
  *  - the latency of a probe query the plan names (p95 over recent samples).
  * The baseline is taken before the first batch and again in short pauses aligned to the wall
  * clock, so parallel ranges on any worker pause together and none measures another's load.
+ * Each range subtracts only its own write transactions: another range's batches (a few per
+ * second) count as application writes, a small error against an application's hundreds.
  *
  * The controller acts on a duty cycle: the share of wall time spent copying. The slowdown
  * grows about in proportion to the duty, so each window the duty is scaled by aim / slowdown
@@ -357,8 +359,7 @@ export class LoadGovernor {
       await this.hold(Math.max(100, this.budget.windowMs / 2));
       await this.judge();
     }
-    const periodic =
-      this.budget.rebaselineSeconds > 0 && this.period() !== this.lastBaselinePeriod;
+    const periodic = this.budget.rebaselineSeconds > 0 && this.period() !== this.lastBaselinePeriod;
     if (periodic || this.overWindows >= 5) {
       this.lastBaselinePeriod = this.period();
       await this.takeBaseline();
