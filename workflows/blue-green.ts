@@ -280,8 +280,13 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       minBatchSize: a.minBatchSize,
       maxSleepMs: a.maxPauseMs,
     };
+    const loadBudget = plan.backfill.loadBudget;
     if (parts <= 1) {
-      const progress = await runOf('backfill', step).backfillRun({ change, throttle });
+      const progress = await runOf('backfill', step).backfillRun({
+        change,
+        throttle,
+        loadBudget,
+      });
       status.rowsCopied = progress.rowsDone;
       return;
     }
@@ -291,7 +296,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     });
     const run = runOf('backfill', step);
     const results = await Promise.all(
-      ranges.map((r) => run.backfillRun({ change, range: r.range, throttle })),
+      ranges.map((r) => run.backfillRun({ change, range: r.range, throttle, loadBudget })),
     );
     status.rowsCopied = results.reduce((n, p) => n + p.rowsDone, 0);
   };
@@ -339,7 +344,23 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       await runOf('index', step).shadowBuildIndexes(plan);
     },
     verify: async (step) => {
-      await runOf('verify', step).verify({ change, verify: plan.verify });
+      const parts = plan.backfill.parallelRanges ?? 1;
+      const loadBudget = plan.backfill.loadBudget;
+      const run = runOf('verify', step);
+      // Runs started before range-parallel verification scheduled one activity here.
+      if (parts <= 1 || !patched('verify-key-ranges')) {
+        await run.verify({ change, verify: plan.verify, loadBudget });
+        return;
+      }
+      const ranges = await acts(stepSpecs.backfill.splitOptions).backfillSplitRanges({
+        change,
+        parts,
+      });
+      await Promise.all(
+        ranges.map((r) =>
+          run.verify({ change, verify: plan.verify, loadBudget, keyRange: r.range }),
+        ),
+      );
     },
     sqlcheck: async (step) => {
       await runOf('sqlcheck', step).sqlcheck({ change, checks: step.checks ?? [] });
