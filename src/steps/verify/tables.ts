@@ -21,7 +21,6 @@ import {
   inTransaction,
   previousHeartbeat,
   throwIfCancelled,
-  whileHeartbeating,
   withConnection,
 } from '../../temporal/activity';
 import { tableColumns, tableOid } from '../../plan/catalog';
@@ -338,30 +337,32 @@ export async function verify(input: VerifyInput): Promise<VerifyResult> {
   const resumed = previousHeartbeat<VerifyProgress>();
   let last: VerifyProgress | undefined = resumed;
   // The last progress is re-sent on a timer from the start (the debt drain and the load
-  // budget's baseline included), so a slow chunk or a lock wait never looks like a dead worker
-  // and the heartbeat timeout can stay short (see backfillRun).
-  const result = await whileHeartbeating(
-    () => last,
-    async () => {
-      // Keys the sync triggers could not copy exactly (REPEATABLE READ writers, hot keys on both
-      // sides) are settled first; verification then proves the tables equal.
-      await withConnection(input.change.connection, 'cutover-verify', (c) =>
-        drainSyncDebt(c, input.change, { onProgress: () => heartbeat(resumed) }),
-      );
-      return verifyTables(input.change, {
-        chunkSize: input.verify?.chunkSize,
-        maxDiffKeys: input.verify?.maxDiffKeys,
-        after: resumed?.after ?? input.range?.after ?? null,
-        upTo: input.range?.upTo ?? null,
-        keyRange: input.keyRange ?? null,
-        loadBudget: resolveLoadBudget(input.loadBudget),
-        onProgress: (p) => {
-          last = { ...p, mismatches: [...p.mismatches] };
-        },
-      });
-    },
-    HEARTBEAT_EVERY_MS,
-  );
+  // budget's baseline included), so a slow chunk never looks like a dead worker and the
+  // heartbeat timeout can stay short (see backfillRun).
+  const timer = setInterval(() => {
+    if (last) heartbeat(last);
+  }, HEARTBEAT_EVERY_MS);
+  let result: VerifyResult;
+  try {
+    // Keys the sync triggers could not copy exactly (REPEATABLE READ writers, hot keys on both
+    // sides) are settled first; verification then proves the tables equal.
+    await withConnection(input.change.connection, 'cutover-verify', (c) =>
+      drainSyncDebt(c, input.change, { onProgress: () => heartbeat(resumed) }),
+    );
+    result = await verifyTables(input.change, {
+      chunkSize: input.verify?.chunkSize,
+      maxDiffKeys: input.verify?.maxDiffKeys,
+      after: resumed?.after ?? input.range?.after ?? null,
+      upTo: input.range?.upTo ?? null,
+      keyRange: input.keyRange ?? null,
+      loadBudget: resolveLoadBudget(input.loadBudget),
+      onProgress: (p) => {
+        last = { ...p, mismatches: [...p.mismatches] };
+      },
+    });
+  } finally {
+    clearInterval(timer);
+  }
   if (resumed) {
     result.chunks += resumed.chunks;
     result.sourceRows += resumed.sourceRows;
