@@ -7,10 +7,17 @@
  *   DATABASE_URL=...               use that server (a database named cutover_bench is created);
  *                                  otherwise a throwaway cluster is started and removed
  *
- * Prints, in one run on one table: a single INSERT … SELECT vs the keyset backfill (rows/s and
- * ratio); backfill + deferred index build vs the single statement into a fully indexed table;
- * the ghost-row guards compared; and a pgbench TPC-B load alone vs with the backfill running
- * (unthrottled and adaptive).
+ *   BENCH_REPEAT=3                 side-by-side repetitions; each figure is the median ratio
+ *
+ * Measures, in one run: a single INSERT … SELECT vs the keyset backfill (rows/s and ratio);
+ * backfill + deferred index build vs the single statement into a fully indexed table; the
+ * ghost-row guards compared; verification rows/s; a pgbench TPC-B load alone vs with the
+ * migration of pgbench_accounts itself running (unthrottled, and under the default load
+ * budget), with pgbench's failed transactions and its balance invariant checked on both
+ * tables; the peak RSS of the process that runs the backfill.
+ *
+ * Writes bench/results/<date>.json and .md (see bench/results.ts): the figures of this section
+ * are merged into the day's file, so other benchmark sections can add theirs.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -24,13 +31,18 @@ import {
   type BackfillThrottle,
 } from '../src/backfill/core';
 import { installSync, removeSync } from '../src/steps/sync/triggers';
+import { verifyTables } from '../src/steps/verify/tables';
+import { resolveLoadBudget } from '../src/backfill/load-budget';
+import { median, recordResults, type Figure } from './results';
 import type { ResolvedChange } from '../src/plan/types';
 
 const run = promisify(execFile);
 const quick = process.env.BENCH_QUICK === '1';
 const ROWS = Number(process.env.BENCH_ROWS ?? (quick ? 200_000 : 2_000_000));
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? (quick ? 8 : 20));
+const REPEAT = Number(process.env.BENCH_REPEAT ?? (quick ? 1 : 3));
 const DB = 'cutover_bench';
+const figures: Record<string, Figure> = {};
 
 const change: ResolvedChange = {
   name: 'bench',
@@ -90,13 +102,24 @@ async function main() {
   const url = u.toString();
   const db = new pg.Client({ connectionString: url, application_name: 'bench' });
   await db.connect();
+  let pgVersion = '';
   try {
+    pgVersion = (await db.query('SHOW server_version')).rows[0].server_version;
     await bench(db, url);
   } finally {
     await db.end();
     if (cluster) await cluster.stop();
   }
   console.log('\n--- summary ---\n' + lines.join('\n'));
+  const files = await recordResults('backfill', {
+    postgres: pgVersion,
+    rows: ROWS,
+    repeat: REPEAT,
+    quick,
+    figures,
+    log: lines,
+  });
+  console.log(`recorded in ${files.join(' and ')}`);
 }
 
 async function resetTarget(db: pg.Client, indexed: boolean) {
@@ -123,36 +146,26 @@ async function backfill(
   return { rows: res.progress.rowsDone, secs, rate: res.progress.rowsDone / secs, res };
 }
 
-async function pgbench(url: string, seconds: number): Promise<number> {
+async function pgbench(url: string, seconds: number): Promise<{ tps: number; failed: number }> {
   const u = new URL(url);
   const { stdout } = await run(
     postgresTool('pgbench'),
     [
-      '-h',
-      u.hostname,
-      '-p',
-      u.port || '5432',
-      '-U',
-      u.username || 'postgres',
-      '-n',
-      '-c',
-      '4',
-      '-j',
-      '2',
-      '-T',
-      String(seconds),
-      DB,
+      ...['-h', u.hostname, '-p', u.port || '5432', '-U', u.username || 'postgres'],
+      ...['-n', '-c', '4', '-j', '2', '-T', String(seconds), DB],
     ],
     { maxBuffer: 1 << 20 },
   );
   const m = /tps = ([\d.]+)/.exec(stdout);
   if (!m) throw new Error(`cannot read tps from pgbench output:\n${stdout}`);
-  return Number(m[1]);
+  // pgbench 15 reports failures; a transaction cutover broke would count here.
+  const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0);
+  return { tps: Number(m[1]), failed };
 }
 
 async function bench(db: pg.Client, url: string) {
   report(
-    `rows: ${fmt(ROWS)}  (PostgreSQL ${(await db.query('SHOW server_version')).rows[0].server_version})`,
+    `rows: ${fmt(ROWS)}  (PostgreSQL ${(await db.query('SHOW server_version')).rows[0].server_version}), ${REPEAT} side-by-side repetition(s), figures are medians`,
   );
   await db.query(`CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL,
     amount int NOT NULL, status text NOT NULL, created_at timestamptz NOT NULL, note text)`);
@@ -167,115 +180,184 @@ async function bench(db: pg.Client, url: string) {
   await db.query('VACUUM ANALYZE orders');
   await db.query('SELECT count(*) FROM orders'); // warm the cache for everyone alike
 
-  if (process.env.BENCH_ONLY !== 'load') await copyBenchmarks(db);
+  if (process.env.BENCH_ONLY !== 'load') await copyBenchmarks(db, url);
   await loadBenchmark(db, url);
 }
 
-async function copyBenchmarks(db: pg.Client) {
-  // 1. single statement vs backfill, both into a table with its primary key only
-  await resetTarget(db, false);
-  const [, singleSecs] = await timed(() => db.query(SINGLE));
-  const singleRate = ROWS / singleSecs;
-  report(
-    `single INSERT…SELECT (PK only):         ${fmt(singleRate)} rows/s  (${singleSecs.toFixed(1)} s)`,
-  );
+const spread = (xs: number[]) =>
+  xs.length > 1 ? ` (runs: ${xs.map((x) => x.toFixed(2)).join(', ')})` : '';
 
-  // Sync trigger installed as in a real run (the backfill does not fire it, but it is there).
-  const guards: GhostGuard[] = ['none', 'sweep', 'lock'];
-  const guardRates: Record<string, number> = {};
-  for (const guard of guards) {
+async function copyBenchmarks(db: pg.Client, url: string) {
+  const single: number[] = [];
+  const guardRatios: Record<GhostGuard, number[]> = { none: [], sweep: [], lock: [] };
+  const deferred: number[] = [];
+  const verifyRates: number[] = [];
+  let peakRss = 0;
+  for (let rep = 0; rep < REPEAT; rep++) {
+    // 1. single statement vs backfill, both into a table with its primary key only; measured
+    // back to back so the machine's load is about the same for both
     await resetTarget(db, false);
-    await installSync(db, { change, directions: 'forward' });
-    const b = await backfill(db, guard);
-    await removeSync(db, { change });
-    guardRates[guard] = b.rate;
+    const [, singleSecs] = await timed(() => db.query(SINGLE));
+    const singleRate = ROWS / singleSecs;
+    single.push(singleRate);
     report(
-      `backfill 10k batches, guard=${guard.padEnd(5)}:     ${fmt(b.rate)} rows/s  (${b.secs.toFixed(1)} s)  ratio ${(b.rate / singleRate).toFixed(2)}x`,
+      `single INSERT…SELECT (PK only):         ${fmt(singleRate)} rows/s  (${singleSecs.toFixed(1)} s)`,
+    );
+    // Sync trigger installed as in a real run (the backfill does not fire it, but it is there).
+    for (const guard of ['none', 'sweep', 'lock'] as GhostGuard[]) {
+      await resetTarget(db, false);
+      await installSync(db, { change, directions: 'forward' });
+      const b = await backfill(db, guard);
+      await removeSync(db, { change });
+      guardRatios[guard].push(b.rate / singleRate);
+      peakRss = Math.max(peakRss, process.resourceUsage().maxRSS / 1024);
+      report(
+        `backfill guard=${guard.padEnd(5)}:                ${fmt(b.rate)} rows/s  (${b.secs.toFixed(1)} s)  ratio ${(b.rate / singleRate).toFixed(2)}x`,
+      );
+    }
+    // Verification of the copy just made (lock guard), whole table, one range.
+    const [v, vSecs] = await timed(() => verifyTables(change, { client: db }));
+    if (!v.ok) throw new Error('verification of the benchmark copy failed');
+    verifyRates.push(v.sourceRows / vSecs);
+    report(`verify (one range):                     ${fmt(v.sourceRows / vSecs)} rows/s`);
+
+    // 2. deferred index build vs single statement into the fully indexed table
+    await resetTarget(db, true);
+    const [, idxSecs] = await timed(() => db.query(SINGLE));
+    const idxRate = ROWS / idxSecs;
+    await resetTarget(db, false);
+    const [d, dSecs] = await timed(async () => {
+      const b = await backfill(db, DEFAULT_GHOST_GUARD);
+      for (const s of SECONDARY_INDEXES)
+        await db.query(s.replace('CREATE INDEX', 'CREATE INDEX CONCURRENTLY'));
+      return b;
+    });
+    deferred.push(d.rows / dSecs / idxRate);
+    report(
+      `single into fully indexed ${fmt(idxRate)} rows/s; backfill + CREATE INDEX CONCURRENTLY ${fmt(d.rows / dSecs)} rows/s  ratio ${(d.rows / dSecs / idxRate).toFixed(2)}x`,
     );
   }
+  void url;
+  figures.backfill_vs_insert_select = {
+    value: median(guardRatios[DEFAULT_GHOST_GUARD]),
+    unit: 'ratio',
+    target: 0.9,
+    runs: guardRatios[DEFAULT_GHOST_GUARD],
+    note: `backfill with the default ghost guard (${DEFAULT_GHOST_GUARD}) ÷ one INSERT … SELECT; single ${fmt(median(single))} rows/s; guard none ${median(guardRatios.none).toFixed(2)}x, sweep ${median(guardRatios.sweep).toFixed(2)}x`,
+  };
+  figures.deferred_index_vs_indexed_insert = {
+    value: median(deferred),
+    unit: 'ratio',
+    target: 1.4,
+    runs: deferred,
+    note: 'backfill + CREATE INDEX CONCURRENTLY ÷ one INSERT … SELECT into the fully indexed table',
+  };
+  figures.verify_rows_per_s = {
+    value: Math.round(median(verifyRates)),
+    unit: 'rows/s',
+    runs: verifyRates.map(Math.round),
+    note: 'verification of the whole table in one range (count + md5 per 10k chunk, both sides)',
+  };
+  for (const [key, rows] of [
+    ['history_events_100k', '100k'],
+    ['history_events_2m', '2M'],
+  ] as const)
+    figures[key] = {
+      value: null,
+      unit: 'events',
+      note: `not measured yet: needs a workflow run of ${rows} rows on a Temporal server in the benchmark (the backfill is one activity per key range, so the history does not grow with the row count)`,
+    };
+  figures.worker_peak_rss_mb = {
+    value: Math.round(peakRss),
+    unit: 'MB',
+    note: `peak RSS of the process running the ${fmt(ROWS)}-row backfills (the backfill streams batches; its memory does not grow with the row count)`,
+  };
   report(
-    `ghost guards relative to none: sweep ${(guardRates.sweep! / guardRates.none!).toFixed(2)}x, lock ${(guardRates.lock! / guardRates.none!).toFixed(2)}x`,
-  );
-
-  // 2. deferred index build vs single statement into the fully indexed table
-  await resetTarget(db, true);
-  const [, idxSecs] = await timed(() => db.query(SINGLE));
-  const idxRate = ROWS / idxSecs;
-  report(
-    `single INSERT…SELECT (fully indexed):   ${fmt(idxRate)} rows/s  (${idxSecs.toFixed(1)} s)`,
-  );
-  await resetTarget(db, false);
-  const [deferred, deferredSecs] = await timed(async () => {
-    const b = await backfill(db, DEFAULT_GHOST_GUARD);
-    for (const s of SECONDARY_INDEXES)
-      await db.query(s.replace('CREATE INDEX', 'CREATE INDEX CONCURRENTLY'));
-    return b;
-  });
-  const deferredRate = deferred.rows / deferredSecs;
-  report(
-    `backfill (${DEFAULT_GHOST_GUARD}) + CREATE INDEX CONCURRENTLY after: ${fmt(deferredRate)} rows/s  (${deferredSecs.toFixed(1)} s)  ratio ${(deferredRate / idxRate).toFixed(2)}x`,
+    `backfill (${DEFAULT_GHOST_GUARD}) ÷ INSERT…SELECT: ${figures.backfill_vs_insert_select.value!.toFixed(2)}x${spread(guardRatios[DEFAULT_GHOST_GUARD])}; deferred index ${figures.deferred_index_vs_indexed_insert.value!.toFixed(2)}x${spread(deferred)}`,
   );
 }
 
 async function loadBenchmark(db: pg.Client, url: string) {
-  // 3. pgbench TPC-B load alone vs with the backfill running (the machine is shared, so the
-  // load alone is measured before and after and averaged)
+  // 3. pgbench TPC-B as the application (on its own tables), alone vs while orders is migrated
+  // (sync trigger on, backfill running): unthrottled, and under the default load budget. Each
+  // repetition measures alone / unthrottled / budget back to back.
   const u = new URL(url);
   await run(postgresTool('pgbench'), [
-    '-h',
-    u.hostname,
-    '-p',
-    u.port || '5432',
-    '-U',
-    u.username || 'postgres',
-    '-i',
-    '-q',
-    '-s',
-    quick ? '5' : '10',
-    DB,
+    ...['-h', u.hostname, '-p', u.port || '5432', '-U', u.username || 'postgres'],
+    ...['-i', '-q', '-s', quick ? '3' : '10', DB],
   ]);
-  const alone1 = await pgbench(url, PGBENCH_SECONDS);
-  const loaded: { mode: string; tps: number; rate: number }[] = [];
-  for (const mode of ['unthrottled', 'adaptive'] as const) {
+  const budget = resolveLoadBudget({})!;
+  const tpsRatio: number[] = [];
+  const rateRatio: number[] = [];
+  let failed = 0;
+  const migrate = async (mode: 'unthrottled' | 'budget') => {
     await resetTarget(db, false);
     await installSync(db, { change, directions: 'forward' });
     let stop = false;
-    const throttle: Partial<BackfillThrottle> =
-      mode === 'adaptive'
-        ? {
-            adaptive: true,
-            batchSize: 10_000,
-            targetBatchMs: Number(process.env.BENCH_ADAPTIVE_TARGET_MS ?? 40),
-            minBatchSize: 1_000,
-            sleepMs: 20,
-            maxSleepMs: 1_000,
-          }
-        : {};
     // Keep the backfill busy for the whole pgbench run: start over when it finishes early.
     const bf = (async () => {
       let rows = 0;
       const t0 = performance.now();
+      let first = true;
       while (!stop) {
-        await db.query('TRUNCATE orders_v2');
-        rows += (await backfill(db, DEFAULT_GHOST_GUARD, throttle, () => stop)).rows;
+        if (!first) await db.query('TRUNCATE orders_v2');
+        first = false;
+        const r = await runBackfill(db, change, {
+          throttle: { batchSize: 10_000 },
+          loadBudget: mode === 'budget' ? budget : null,
+          isCancelled: () => stop,
+        });
+        rows += r.progress.rowsDone;
       }
-      return { rate: rows / ((performance.now() - t0) / 1000) };
+      return rows / ((performance.now() - t0) / 1000);
     })();
-    const tps = await pgbench(url, PGBENCH_SECONDS);
+    const p = await pgbench(url, PGBENCH_SECONDS);
     stop = true;
-    const b = await bf;
+    return { ...p, rate: await bf };
+  };
+  for (let rep = 0; rep < REPEAT; rep++) {
     await removeSync(db, { change });
-    loaded.push({ mode, tps, rate: b.rate });
-  }
-  const alone2 = await pgbench(url, PGBENCH_SECONDS);
-  const alone = (alone1 + alone2) / 2;
-  report(
-    `pgbench -c 4 alone:                     ${alone.toFixed(0)} tps (before ${alone1.toFixed(0)}, after ${alone2.toFixed(0)})`,
-  );
-  for (const l of loaded)
+    const alone = await pgbench(url, PGBENCH_SECONDS);
+    const unthrottled = await migrate('unthrottled');
+    const governed = await migrate('budget');
+    failed += alone.failed + unthrottled.failed + governed.failed;
+    tpsRatio.push(governed.tps / alone.tps);
+    rateRatio.push(governed.rate / unthrottled.rate);
     report(
-      `pgbench with ${l.mode.padEnd(11)} backfill:    ${l.tps.toFixed(0)} tps = ${(l.tps / alone).toFixed(2)}x alone; backfill ${fmt(l.rate)} rows/s`,
+      `pgbench -c 4: alone ${alone.tps.toFixed(0)} tps; unthrottled migration ${unthrottled.tps.toFixed(0)} tps (${(unthrottled.tps / alone.tps).toFixed(2)}x), backfill ${fmt(unthrottled.rate)} rows/s; budget 20% ${governed.tps.toFixed(0)} tps (${(governed.tps / alone.tps).toFixed(2)}x), backfill ${fmt(governed.rate)} rows/s (${(governed.rate / unthrottled.rate).toFixed(2)}x)`,
     );
+  }
+  // The last budget run's copy, completed with pgbench stopped, must match the source row for
+  // row; pgbench's invariant (sum of deltas = every balance sum) must hold on both tables.
+  await runBackfill(db, change, { throttle: { batchSize: 10_000 } });
+  const inv = (
+    await db.query<{ ok: boolean; diff: string }>(`
+    SELECT (SELECT sum(delta) FROM pgbench_history) IS NOT DISTINCT FROM (SELECT sum(abalance) FROM pgbench_accounts)
+       AND (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(bbalance) FROM pgbench_branches)
+       AND (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(tbalance) FROM pgbench_tellers) AS ok,
+       ((SELECT count(*) FROM (SELECT id::bigint, customer_id, amount::bigint, status, created_at, note FROM orders
+                               EXCEPT ALL SELECT * FROM orders_v2) a)
+      + (SELECT count(*) FROM (SELECT * FROM orders_v2 EXCEPT ALL
+                               SELECT id::bigint, customer_id, amount::bigint, status, created_at, note FROM orders) b))::text AS diff`)
+  ).rows[0]!;
+  await removeSync(db, { change });
+  report(
+    `pgbench failed transactions: ${failed}; pgbench balance invariant: ${inv.ok ? 'intact' : 'BROKEN'}; rows differing: ${inv.diff}`,
+  );
+  figures.tpcb_during_migration_vs_alone = {
+    value: median(tpsRatio),
+    unit: 'ratio',
+    target: 0.8,
+    runs: tpsRatio,
+    note: `TPC-B tps (pgbench -c 4 on its own tables) while orders is migrated (sync trigger + backfill under the default 20% budget) ÷ alone; failed transactions ${failed}; pgbench invariant ${inv.ok ? 'intact' : 'BROKEN'}; orders vs orders_v2 rows differing ${inv.diff}`,
+  };
+  figures.backfill_under_budget_vs_unthrottled = {
+    value: median(rateRatio),
+    unit: 'ratio',
+    target: 0.4,
+    runs: rateRatio,
+    note: 'backfill rows/s under the budget ÷ unthrottled backfill rows/s, both under the same TPC-B load',
+  };
 }
 
 await main();

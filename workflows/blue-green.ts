@@ -330,9 +330,10 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       maxSleepMs: a.maxPauseMs,
     };
     const summary = `backfill ${status.table} → ${change.target.schema}.${change.target.table}`;
+    const loadBudget = plan.backfill.loadBudget;
     if (parts <= 1) {
       const progress = await runOf('backfill', step).backfillRun.executeWithOptions({ summary }, [
-        { change, throttle },
+        { change, throttle, loadBudget },
       ]);
       status.rowsCopied = progress.rowsDone;
       return;
@@ -345,7 +346,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     const results = await Promise.all(
       ranges.map((r, i) =>
         run.backfillRun.executeWithOptions({ summary: `${summary} (range ${i + 1}/${parts})` }, [
-          { change, range: r.range, throttle },
+          { change, range: r.range, throttle, loadBudget },
         ]),
       ),
     );
@@ -396,10 +397,28 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       await runOf('index', step).shadowBuildIndexes(plan);
     },
     verify: async (step) => {
+      const parts = plan.backfill.parallelRanges ?? 1;
+      const loadBudget = plan.backfill.loadBudget;
+      const run = runOf('verify', step);
+      const summary = `verify ${status.table} = ${change.target.schema}.${change.target.table}`;
+      // Runs started before range-parallel verification scheduled one activity here.
+      if (parts <= 1 || !patched('verify-key-ranges')) {
+        await withLiveProgress(
+          run.verify.executeWithOptions({ summary }, [{ change, verify: plan.verify, loadBudget }]),
+        );
+        return;
+      }
+      const ranges = await acts(stepSpecs.backfill.splitOptions).backfillSplitRanges({
+        change,
+        parts,
+      });
       await withLiveProgress(
-        runOf('verify', step).verify.executeWithOptions(
-          { summary: `verify ${status.table} = ${change.target.schema}.${change.target.table}` },
-          [{ change, verify: plan.verify }],
+        Promise.all(
+          ranges.map((r, i) =>
+            run.verify.executeWithOptions({ summary: `${summary} (range ${i + 1}/${parts})` }, [
+              { change, verify: plan.verify, loadBudget, keyRange: r.range },
+            ]),
+          ),
         ),
       );
     },

@@ -49,6 +49,8 @@ export interface ThrottleRequest {
   sleepMs?: number;
   adaptive?: boolean;
   targetBatchMs?: number;
+  /** false: ignore the plan's load budget (fixed batch size and sleep); true: obey it again. */
+  loadBudget?: boolean;
 }
 
 export const approveSignal = defineSignal<[ApproveRequest]>('approve');
@@ -198,7 +200,7 @@ export function throttleProblems(t: ThrottleRequest): string[] {
   const problems: string[] = [];
   const keys = Object.keys(t).filter((k) => (t as Record<string, unknown>)[k] !== undefined);
   if (keys.length === 0)
-    problems.push('give at least one of batchSize, sleepMs, adaptive, targetBatchMs');
+    problems.push('give at least one of batchSize, sleepMs, adaptive, targetBatchMs, loadBudget');
   for (const key of ['batchSize', 'sleepMs', 'targetBatchMs'] as const) {
     const v = t[key];
     if (v === undefined) continue;
@@ -208,6 +210,8 @@ export function throttleProblems(t: ThrottleRequest): string[] {
   }
   if (t.adaptive !== undefined && typeof t.adaptive !== 'boolean')
     problems.push('adaptive must be true or false');
+  if (t.loadBudget !== undefined && typeof t.loadBudget !== 'boolean')
+    problems.push('loadBudget must be true or false');
   return problems;
 }
 

@@ -20,12 +20,17 @@ const DDL = `
     target_batch_ms integer CHECK (target_batch_ms > 0),
     min_batch_size  integer CHECK (min_batch_size > 0),
     max_sleep_ms    integer CHECK (max_sleep_ms >= 0),
+    load_budget     boolean,
     updated_at      timestamptz NOT NULL DEFAULT now()
-  )`;
+  );
+  ALTER TABLE cutover.backfill_control ADD COLUMN IF NOT EXISTS load_budget boolean`;
 
 export async function ensureControlTable(client: pg.ClientBase): Promise<void> {
+  // Up to date when the newest column is there (tables made by older versions lack it).
   const exists = await client.query<{ ok: boolean }>(
-    `SELECT to_regclass('cutover.backfill_control') IS NOT NULL AS ok`,
+    `SELECT EXISTS (SELECT 1 FROM pg_attribute
+                     WHERE attrelid = to_regclass('cutover.backfill_control')
+                       AND attname = 'load_budget' AND NOT attisdropped) AS ok`,
   );
   if (exists.rows[0]!.ok) return;
   await withLockRetry(client, async () => {
@@ -47,6 +52,7 @@ const COLUMNS: [keyof BackfillThrottle, string][] = [
   ['targetBatchMs', 'target_batch_ms'],
   ['minBatchSize', 'min_batch_size'],
   ['maxSleepMs', 'max_sleep_ms'],
+  ['loadBudget', 'load_budget'],
 ];
 
 /** Upserts the given settings (others keep their value) and returns the full stored row. */

@@ -23,6 +23,7 @@ import type pg from 'pg';
 import { quoteIdent, quoteQualified } from '../db/ident';
 import type { ResolvedChange, TableRef } from '../plan/types';
 import { sqlLiteral, syncNames } from '../steps/sync/names';
+import { LoadGovernor, type LoadBudget, type ThrottleState } from './load-budget';
 
 export type GhostGuard = 'lock' | 'sweep' | 'none';
 
@@ -66,8 +67,13 @@ export interface BackfillThrottle {
   /** Pause between batches (the floor in adaptive mode). */
   sleepMs: number;
   paused: boolean;
-  /** AIMD: halve the batch and double the sleep when a batch takes longer than targetBatchMs. */
+  /**
+   * AIMD on the backfill's own batch latency: halve the batch and double the sleep when a
+   * batch takes longer than targetBatchMs. Replaces the load budget while on.
+   */
   adaptive: boolean;
+  /** Obey the load budget (when the run has one): false = fixed batch size and sleep. */
+  loadBudget: boolean;
   targetBatchMs: number;
   minBatchSize: number;
   maxSleepMs: number;
@@ -78,6 +84,7 @@ export const defaultThrottle: BackfillThrottle = {
   sleepMs: 0,
   paused: false,
   adaptive: false,
+  loadBudget: true,
   targetBatchMs: 500,
   minBatchSize: 500,
   maxSleepMs: 5_000,
@@ -98,6 +105,9 @@ export interface BackfillProgress extends BackfillCheckpoint {
   sleepMs: number;
   paused: boolean;
   lastBatchMs: number;
+  /** "throttled: <reason>" comes from here: the load budget's latest judgement. */
+  throttled: string | null;
+  loadThrottle: ThrottleState | null;
   state: 'running' | 'paused' | 'done' | 'cancelled';
   updatedAt: string;
 }
@@ -124,6 +134,8 @@ export interface BackfillOptions {
   /** Total rows for progress; estimated from pg_class.reltuples when omitted. */
   estimatedTotal?: number;
   hooks?: BackfillHooks;
+  /** What the application may lose to the copy; off when absent or not enabled. */
+  loadBudget?: LoadBudget | null;
 }
 
 export interface BackfillResult {
@@ -534,6 +546,16 @@ export async function runBackfill(
   if (ghostGuard === 'sweep' && sweepFrom && lastKey)
     pending.push({ after: sweepFrom.after, upTo: lastKey, horizon: await currentHorizon(client) });
 
+  const governor = opts.loadBudget?.enabled
+    ? new LoadGovernor(client, opts.loadBudget, {
+        isCancelled: cancelled,
+        onHold: async (t) => {
+          await opts.onProgress?.(progress(t.critical ? 'paused' : 'running'));
+        },
+      })
+    : null;
+  const governed = () => Boolean(governor && throttle.loadBudget && !throttle.adaptive);
+
   const progress = (state: BackfillProgress['state']): BackfillProgress => {
     const elapsed = (Date.now() - started) / 1000;
     const rate = elapsed > 0 ? rowsThisRun / elapsed : 0;
@@ -555,6 +577,8 @@ export async function runBackfill(
       sleepMs: curSleep,
       paused: throttle.paused,
       lastBatchMs,
+      throttled: governed() ? (governor!.state.reason ?? null) : null,
+      loadThrottle: governed() ? governor!.state : null,
       state,
       updatedAt: new Date().toISOString(),
     };
@@ -590,6 +614,7 @@ export async function runBackfill(
   await pollControl(true);
   curBatch = throttle.batchSize;
   curSleep = throttle.sleepMs;
+  if (governed()) await governor!.start();
   for (;;) {
     if (cancelled()) break;
     await pollControl();
@@ -600,7 +625,10 @@ export async function runBackfill(
       continue;
     }
     if (!throttle.adaptive) {
-      curBatch = throttle.batchSize;
+      // Under the load budget the operator's batch size is the ceiling and sleep the floor.
+      curBatch = governed()
+        ? Math.max(throttle.minBatchSize, Math.round(throttle.batchSize * governor!.batchScale))
+        : throttle.batchSize;
       curSleep = throttle.sleepMs;
     }
     const t0 = performance.now();
@@ -646,6 +674,8 @@ export async function runBackfill(
     // A short batch was the last one: nothing beyond it when it ran (later rows arrive via
     // the trigger).
     if (out.rows < limit) break;
+    // One write transaction per batch; the bound and probe reads are transactions too.
+    if (governed()) await governor!.afterWork(lastBatchMs, 1, 2);
     if (curSleep > 0) await interruptibleSleep(curSleep);
   }
 

@@ -51,6 +51,10 @@ export function renderReport(r: RunReport): string {
       lines.push(
         `  ${a.activity.padEnd(10)} ${bar(pct)} ${d.rowsDone}/${total || '?'} rows, ${d.rowsPerSecond ?? 0} rows/s${eta}${d.paused ? ' (paused)' : ''}${retry}`,
       );
+      if (typeof d.throttled === 'string')
+        lines.push(`  ${''.padEnd(10)} throttled: ${d.throttled}`);
+    } else if (typeof d.throttled === 'string') {
+      lines.push(`  running    ${a.activity}, throttled: ${d.throttled}`);
     } else {
       lines.push(`  running    ${a.activity}${retry}`);
     }

@@ -64,6 +64,35 @@ export const int = (what: string, min: number, max: number) =>
     .min(min, { error: `must be at least ${min}: ${what}` })
     .max(max, { error: `must be at most ${max}: ${what}` });
 
+/** `20%` or 0.2: a share of the application's throughput. */
+export const share = (what: string) =>
+  z
+    .union([z.number(), z.string().regex(/^\d+(\.\d+)?%$/)], {
+      error: `must be a percentage like 20% (or a fraction like 0.2): ${what}`,
+    })
+    .transform((v) => (typeof v === 'number' ? v : Number(v.slice(0, -1)) / 100))
+    .refine((v) => v > 0 && v < 1, { error: `must be between 0% and 100%: ${what}` });
+
+export const loadLimits = {
+  activeBackends: int('active backends besides cutover', 1, 100_000).optional(),
+  lockWaits: int('backends waiting on a lock', 1, 100_000).optional(),
+  replicationLagSeconds: int('replica replay lag in seconds', 1, 86_400).optional(),
+  probeP95Ms: int('p95 latency of the probe query in ms', 1, 600_000).optional(),
+};
+
+/** See src/backfill/load-budget.ts; governs the backfill and verification. */
+export const loadBudgetSchema = z
+  .strictObject({
+    enabled: z.boolean({ error: 'must be true or false' }).default(true),
+    maxAppSlowdown: share('what the application may lose').default(0.2),
+    probe: requiredString('a cheap read-only query that stands for the application').optional(),
+    maxLoad: z.strictObject(loadLimits).optional(),
+    criticalLoad: z
+      .strictObject({ ...loadLimits, appSlowdown: share('slowdown that pauses').optional() })
+      .optional(),
+  })
+  .prefault({});
+
 export const scalar = z.union([z.number(), z.string(), z.boolean(), z.null()], {
   error: 'must be a number, string, boolean or null (the value the query returns)',
 });

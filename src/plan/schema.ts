@@ -31,6 +31,7 @@ import {
   columnMap,
   identifier,
   int,
+  loadBudgetSchema,
   monitorCheckSchema,
   requiredString,
   sqlCheckSchema,
@@ -133,9 +134,10 @@ export const planSchema = z.strictObject({
       batchSize: int('rows per batch', 1, 1_000_000).default(10_000),
       pauseMs: int('pause between batches in ms', 0, 600_000).default(0),
       parallelRanges: int('key ranges copied in parallel', 1, 64).default(1),
+      loadBudget: loadBudgetSchema,
       adaptive: z
         .strictObject({
-          enabled: z.boolean({ error: 'must be true or false' }).default(true),
+          enabled: z.boolean({ error: 'must be true or false' }).default(false),
           targetBatchMs: int(
             'batch latency above which the backfill slows down',
             1,

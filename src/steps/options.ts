@@ -13,11 +13,23 @@ export const shortActivity: ActivityOptions = {
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
 
-/** Backfill, verification, index builds and backups: hours long, resumed from heartbeats. */
+/** Index builds, backups and pre-flight: hours long, resumed from heartbeats. */
 export const longActivity: ActivityOptions = {
   startToCloseTimeout: '24 hours',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2s', maximumInterval: '1 minute', maximumAttempts: 20 },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
+
+/**
+ * Backfill and verification: hours long like longActivity, but they heartbeat every 2 s on a
+ * timer whatever a batch takes, so a killed worker's key range is handed to another within
+ * about 10 s (heartbeat timeout + 1 s backoff).
+ */
+export const copyingActivity: ActivityOptions = {
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '8 seconds',
+  retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 20 },
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
 

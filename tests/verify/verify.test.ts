@@ -318,7 +318,11 @@ describe('inside an activity', () => {
     );
     const full = await env.run(verify, { change: orders, verify: { chunkSize: 1000 } });
     expect(full).toMatchObject({ ok: true, chunks: 4, sourceRows: 3000 });
-    expect(beats.map((b) => b.after)).toEqual([['1000'], ['2000'], ['3000'], null]);
+    // A slow chunk on a loaded machine may let the 2 s timer repeat the latest checkpoint.
+    const afters = beats
+      .map((b) => b.after)
+      .filter((a, i, all) => i === 0 || JSON.stringify(a) !== JSON.stringify(all[i - 1]));
+    expect(afters).toEqual([['1000'], ['2000'], ['3000'], null]);
 
     // A retried attempt starts after the checkpoint its predecessor heartbeated.
     const retry = new MockActivityEnvironment({

@@ -126,6 +126,28 @@ describe('blue-green workflow on the time-skipping server, real activities, real
     record('blue-green-full.json', history);
   });
 
+  it('parallelRanges: the backfill and the verification each run one activity per key range', async () => {
+    await db.pool.query(`UPDATE orders SET id = id; ANALYZE orders`);
+    const plan = await widenPlan(db, '  parallelRanges: 3\n');
+    const worker = await createTestWorker(env, recordingActivities(calls));
+    const result = await worker.runUntil(async () => {
+      const handle = await start({
+        plan,
+        settings: { autoApprove: 'all', rollbackWindowSeconds: 0 },
+      });
+      return handle.result();
+    });
+    expect(result.outcome).toBe('completed');
+    expect(calls.filter((c) => c === 'backfillSplitRanges').length).toBe(2);
+    expect(calls.filter((c) => c === 'backfillRun').length).toBe(3);
+    expect(calls.filter((c) => c === 'verify').length).toBe(3);
+    const diff = await db.pool.query(
+      `SELECT count(*)::int AS n FROM ((SELECT * FROM orders_archived EXCEPT SELECT * FROM orders_v2)
+         UNION ALL (SELECT * FROM orders_v2 EXCEPT SELECT * FROM orders_archived)) d`,
+    );
+    expect(diff.rows[0].n).toBe(0);
+  });
+
   it('waits at each gate; approving a gate that is not waiting is refused; approve by update and by signal', async () => {
     const plan = await widenPlan(db, HOUR_WINDOWS);
     const worker = await createTestWorker(env, recordingActivities(calls));

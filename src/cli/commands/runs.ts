@@ -309,6 +309,8 @@ export function register(program: Command): void {
     )
     .option('--adaptive', 'slow down automatically when batches get slow')
     .option('--no-adaptive', 'fixed batch size and sleep')
+    .option('--load-budget', "obey the plan's load budget again")
+    .option('--no-load-budget', "ignore the plan's load budget: fixed batch size and sleep")
     .addOption(
       new Option(
         '--target-batch <duration>',
@@ -323,17 +325,24 @@ export function register(program: Command): void {
       action(
         async (
           run: string,
-          o: { batchSize?: number; sleep?: number; adaptive?: boolean; targetBatch?: number },
+          o: {
+            batchSize?: number;
+            sleep?: number;
+            adaptive?: boolean;
+            targetBatch?: number;
+            loadBudget?: boolean;
+          },
         ) => {
           const request = {
             batchSize: o.batchSize,
             sleepMs: o.sleep,
             adaptive: o.adaptive,
             targetBatchMs: o.targetBatch,
+            loadBudget: o.loadBudget,
           };
           if (Object.values(request).every((v) => v === undefined))
             throw new UsageError(
-              'give at least one of --batch-size, --sleep, --adaptive, --target-batch',
+              'give at least one of --batch-size, --sleep, --adaptive, --target-batch, --load-budget',
             );
           const { throttleRun, workflowIdOf } = await runsLib();
           await withClient(async (client) => {

@@ -25,6 +25,7 @@ import {
   setBackfillControl,
 } from '../../backfill/control';
 import { splitKeyRanges, type PlannedRange } from '../../backfill/ranges';
+import { resolveLoadBudget, type PlanLoadBudget } from '../../backfill/load-budget';
 import { drainSyncDebt } from '../sync/debt';
 import { recordBackfillProgress } from '../../observability/metrics';
 import { progressReporter } from '../../temporal/progress';
@@ -38,8 +39,13 @@ export interface BackfillInput {
   range?: KeyRange | null;
   /** Initial throttle (from the plan); the control row overrides it while running. */
   throttle?: Partial<BackfillThrottle>;
+  /** The plan's load budget; none when absent. */
+  loadBudget?: PlanLoadBudget;
   estimatedTotal?: number;
 }
+
+/** Heartbeat at least this often whatever a batch or a pause takes: cheap, throttled by the SDK. */
+const HEARTBEAT_EVERY_MS = 2000;
 
 const withChangeConnection = <T>(
   change: ResolvedChange,
@@ -77,47 +83,61 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
   const report = progressReporter();
   return withChangeConnection(input.change, 'cutover-backfill', async (client) => {
     await ensureControlTable(client);
-    const result = await runBackfill(client, input.change, {
-      ghostGuard: input.ghostGuard,
-      range: input.range ?? null,
-      resumeFrom: resume,
-      throttle: input.throttle,
-      estimatedTotal: input.estimatedTotal,
-      getControl: () => readBackfillControl(client, input.change.name),
-      onProgress: (p) => {
-        recordBackfillProgress(p, counted);
-        ctx.heartbeat(p);
-        const held = p.paused
-          ? 'paused'
-          : ((p as { throttleReason?: string | null }).throttleReason ?? null);
-        report(
-          {
-            activity: 'backfill',
-            rowsDone: p.rowsDone,
-            total: p.estimatedTotal > 0 ? Math.max(p.estimatedTotal, p.rowsDone) : null,
-            rowsPerSecond: p.state === 'running' ? Math.round(p.rowsPerSecond) : 0,
-            throttled: p.state === 'done' ? null : held,
-          },
-          p.state === 'done',
-        );
-      },
-      signal: ctx.cancellationSignal,
-    }).catch((err: unknown) => {
-      // The data will be the same on every attempt: fail the step now, naming the row.
-      if (err instanceof BackfillDataError)
-        throw ApplicationFailure.nonRetryable(err.message, 'DataError', {
-          key: err.key,
-          sqlState: err.sqlState,
-        });
-      if (isDataError(err))
-        throw ApplicationFailure.nonRetryable((err as Error).message, 'DataError');
-      throw err;
-    });
-    if (result.cancelled) await ctx.cancelled; // rejects with the CancelledFailure
-    // REPEATABLE READ writers may have missed rows the batches committed after their snapshot;
-    // their keys are in the sync debt. Settled here so the tables are equal when the copy ends.
-    await drainSyncDebt(client, input.change, { onProgress: () => ctx.heartbeat(result.progress) });
-    return result.progress;
+    // The last progress is re-sent on a timer, so a slow batch (a lock wait) or a long hold
+    // never looks like a dead worker, and the heartbeat timeout can stay short.
+    let last: BackfillProgress | null = resume;
+    const timer = setInterval(() => {
+      if (last) ctx.heartbeat(last);
+    }, HEARTBEAT_EVERY_MS);
+    try {
+      const result = await runBackfill(client, input.change, {
+        ghostGuard: input.ghostGuard,
+        range: input.range ?? null,
+        resumeFrom: resume,
+        throttle: input.throttle,
+        estimatedTotal: input.estimatedTotal,
+        loadBudget: resolveLoadBudget(input.loadBudget),
+        getControl: () => readBackfillControl(client, input.change.name),
+        onProgress: (p) => {
+          last = p;
+          recordBackfillProgress(p, counted);
+          ctx.heartbeat(p);
+          const held = p.paused ? 'paused' : p.throttled;
+          report(
+            {
+              activity: 'backfill',
+              rowsDone: p.rowsDone,
+              total: p.estimatedTotal > 0 ? Math.max(p.estimatedTotal, p.rowsDone) : null,
+              rowsPerSecond: p.state === 'running' ? Math.round(p.rowsPerSecond) : 0,
+              throttled: p.state === 'done' ? null : held,
+            },
+            p.state === 'done',
+          );
+        },
+        signal: ctx.cancellationSignal,
+      }).catch((err: unknown) => {
+        // The data will be the same on every attempt: fail the step now, naming the row.
+        if (err instanceof BackfillDataError)
+          throw ApplicationFailure.nonRetryable(err.message, 'DataError', {
+            key: err.key,
+            sqlState: err.sqlState,
+          });
+        if (isDataError(err))
+          throw ApplicationFailure.nonRetryable((err as Error).message, 'DataError');
+        throw err;
+      });
+      if (result.cancelled) await ctx.cancelled; // rejects with the CancelledFailure
+      last = result.progress;
+      // REPEATABLE READ writers may have missed rows the batches committed after their snapshot;
+      // their keys are in the sync debt. Settled here so the tables are equal when the copy ends.
+      // The timer keeps beating meanwhile: a settle batch may wait on a lock.
+      await drainSyncDebt(client, input.change, {
+        onProgress: () => ctx.heartbeat(result.progress),
+      });
+      return result.progress;
+    } finally {
+      clearInterval(timer);
+    }
   });
 }
 

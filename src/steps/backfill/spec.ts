@@ -1,6 +1,6 @@
 /** Step kind `backfill`: pure facts (the workflow bundle imports this file). */
 import type { ActivityOptions } from '@temporalio/common';
-import { longActivity, shortActivity, undoActivity } from '../options';
+import { copyingActivity, shortActivity, undoActivity } from '../options';
 import type { ResolvedStepOf } from '../schemas';
 import type { StepSpec } from '../types';
 
@@ -14,7 +14,7 @@ export const spec: StepSpec<ResolvedStepOf<'backfill'>> & { splitOptions: Activi
   once: true,
   required: 'the new table cannot be filled without it',
   after: [{ kind: 'sync', why: 'writes during the copy would otherwise be missed' }],
-  options: () => longActivity,
+  options: () => copyingActivity,
   /** Splitting the key space for parallel ranges: one quick query. */
   splitOptions: shortActivity,
   undoOptions: () => undoActivity,

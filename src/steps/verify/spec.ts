@@ -1,5 +1,5 @@
 /** Step kind `verify`: pure facts (the workflow bundle imports this file). */
-import { longActivity } from '../options';
+import { copyingActivity } from '../options';
 import type { ResolvedStepOf } from '../schemas';
 import type { StepSpec } from '../types';
 
@@ -8,5 +8,5 @@ export const spec: StepSpec<ResolvedStepOf<'verify'>> = {
   summary: 'chunked checksum comparison; settings from `verify:`; a mismatch fails the step',
   undo: { kind: 'nothing', text: 'reads only' },
   after: [{ kind: 'backfill', why: 'verification compares the filled tables' }],
-  options: () => longActivity,
+  options: () => copyingActivity,
 };

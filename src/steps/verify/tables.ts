@@ -16,6 +16,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../../db/ident';
 import {
+  activityContext,
   heartbeat,
   inTransaction,
   previousHeartbeat,
@@ -25,6 +26,13 @@ import {
 import { tableColumns, tableOid } from '../../plan/catalog';
 import type { SqlCheck } from '../../plan/schema';
 import type { ResolvedChange } from '../../plan/types';
+import type { KeyRange } from '../../backfill/core';
+import {
+  LoadGovernor,
+  resolveLoadBudget,
+  type LoadBudget,
+  type PlanLoadBudget,
+} from '../../backfill/load-budget';
 import { drainSyncDebt } from '../sync/debt';
 import { progressReporter } from '../../temporal/progress';
 
@@ -42,6 +50,10 @@ export interface VerifyOptions {
   /** Inclusive upper bound; null or absent = to the end. */
   upTo?: string[] | null;
   onProgress?: (progress: VerifyProgress) => void;
+  /** Bounds on the first key column, as splitKeyRanges cuts the key space (after, upTo]. */
+  keyRange?: KeyRange | null;
+  /** The load budget governs the chunk pace as it does the backfill's. */
+  loadBudget?: LoadBudget | null;
 }
 
 export interface KeyDifference {
@@ -67,6 +79,8 @@ export interface VerifyProgress {
   sourceRows: number;
   targetRows: number;
   mismatches: ChunkMismatch[];
+  /** The load budget's reason for holding back, when it does. */
+  throttled?: string | null;
 }
 
 export interface VerifyResult extends VerifyProgress {
@@ -84,7 +98,7 @@ interface ChunkSql {
 async function chunkQueries(
   client: ClientBase,
   change: ResolvedChange,
-): Promise<(after: boolean, upTo: boolean) => ChunkSql> {
+): Promise<(after: boolean, upTo: boolean, range?: { lo: boolean; hi: boolean }) => ChunkSql> {
   const targetOid = await tableOid(client, change.target);
   const sourceOid = await tableOid(client, change.source);
   if (targetOid === null || sourceOid === null) {
@@ -128,8 +142,14 @@ async function chunkQueries(
   const n = change.sourceKey.length;
   const params = (from: number) => Array.from({ length: n }, (_, i) => `$${from + i}`).join(', ');
 
-  return (hasAfter, hasUpTo) => {
-    const where = (keys: string) => {
+  // A key range of a split verification bounds the FIRST key column (as splitKeyRanges cuts
+  // it); its bounds come last among the parameters, after the chunk bounds and the limit.
+  const sFirst = quoteIdent(change.sourceKey[0]!);
+  const tFirst = quoteIdent(change.targetKey[0]!);
+  return (hasAfter, hasUpTo, range = { lo: false, hi: false }) => {
+    // Untyped bound parameters take the column's type, so the key index still bounds the scan.
+    const where = (keys: string, first: string, limited = false) => {
+      const chunkParams = (hasAfter ? n : 0) + (hasUpTo ? n : 0) + (limited ? 1 : 0);
       const conds: string[] = [];
       let p = 1;
       if (hasAfter) {
@@ -137,17 +157,20 @@ async function chunkQueries(
         p += n;
       }
       if (hasUpTo) conds.push(`(${keys}) <= (${params(p)})`);
+      let r = chunkParams + 1;
+      if (range.lo) conds.push(`${first} > $${r++}`);
+      if (range.hi) conds.push(`${first} <= $${r}`);
       return conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
     };
     const limitParam = `$${(hasAfter ? n : 0) + (hasUpTo ? n : 0) + 1}`;
     return {
-      source: `WITH c AS (SELECT ${sKeys}, ${srcRow} AS r FROM ${src} ${where(sKeys)} ORDER BY ${sKeys} LIMIT ${limitParam})
+      source: `WITH c AS (SELECT ${sKeys}, ${srcRow} AS r FROM ${src} ${where(sKeys, sFirst, true)} ORDER BY ${sKeys} LIMIT ${limitParam})
                SELECT count(*)::int AS n, md5(string_agg(r, E'\\n' ORDER BY ${sKeys})) AS h,
                       (SELECT ARRAY[${change.sourceKey.map((k) => `${quoteIdent(k)}::text`).join(', ')}] FROM c ORDER BY ${sKeysDesc} LIMIT 1) AS last
                  FROM c`,
-      target: `SELECT count(*)::int AS n, md5(string_agg(${tgtRow}, E'\\n' ORDER BY ${tKeys})) AS h FROM ${tgt} ${where(tKeys)}`,
-      drillSource: `SELECT ${srcKeyText} AS k, md5(${srcRow}) AS h FROM ${src} ${where(sKeys)} ORDER BY ${sKeys}`,
-      drillTarget: `SELECT ${tgtKeyText} AS k, md5(${tgtRow}) AS h FROM ${tgt} ${where(tKeys)} ORDER BY ${tKeys}`,
+      target: `SELECT count(*)::int AS n, md5(string_agg(${tgtRow}, E'\\n' ORDER BY ${tKeys})) AS h FROM ${tgt} ${where(tKeys, tFirst)}`,
+      drillSource: `SELECT ${srcKeyText} AS k, md5(${srcRow}) AS h FROM ${src} ${where(sKeys, sFirst)} ORDER BY ${sKeys}`,
+      drillTarget: `SELECT ${tgtKeyText} AS k, md5(${tgtRow}) AS h FROM ${tgt} ${where(tKeys, tFirst)} ORDER BY ${tKeys}`,
     };
   };
 }
@@ -212,23 +235,40 @@ export async function verifyTables(
         targetRows: 0,
         mismatches: [],
       };
+      const kr = options.keyRange ?? null;
+      const rangeFlags = { lo: kr?.after != null, hi: kr?.upTo != null };
+      const rangeParams = [
+        ...(kr?.after != null ? [kr.after] : []),
+        ...(kr?.upTo != null ? [kr.upTo] : []),
+      ];
+      const governor = options.loadBudget?.enabled
+        ? new LoadGovernor(client, options.loadBudget, {
+            isCancelled: () => Boolean(activityContext()?.cancellationSignal.aborted),
+            onHold: (t) => heartbeat({ ...progress, throttled: t.reason }),
+          })
+        : null;
+      await governor?.start();
       for (;;) {
         throwIfCancelled();
         const after = progress.after;
+        const limit = governor
+          ? Math.max(Math.min(500, chunkSize), Math.round(chunkSize * governor.batchScale))
+          : chunkSize;
+        const t0 = performance.now();
         const done = await inTransaction(
           client,
           async () => {
-            const head = queries(after !== null, upTo !== null);
+            const head = queries(after !== null, upTo !== null, rangeFlags);
             const bounds = [...(after ?? []), ...(upTo ?? [])];
             const s = await client.query<{ n: number; h: string | null; last: string[] | null }>(
               head.source,
-              [...bounds, chunkSize],
+              [...bounds, limit, ...rangeParams],
             );
             const src = s.rows[0]!;
-            const full = src.n === chunkSize;
+            const full = src.n === limit;
             const chunkEnd = full ? src.last : upTo;
-            const q = queries(after !== null, chunkEnd !== null);
-            const chunkBounds = [...(after ?? []), ...(chunkEnd ?? [])];
+            const q = queries(after !== null, chunkEnd !== null, rangeFlags);
+            const chunkBounds = [...(after ?? []), ...(chunkEnd ?? []), ...rangeParams];
             const t = await client.query<{ n: number; h: string | null }>(q.target, chunkBounds);
             const tgt = t.rows[0]!;
             progress.chunks++;
@@ -253,9 +293,12 @@ export async function verifyTables(
           },
           { mode: 'ISOLATION LEVEL REPEATABLE READ READ ONLY' },
         );
+        if (governor) progress.throttled = governor.state.reason;
         heartbeat(progress);
         options.onProgress?.(progress);
         if (done || progress.mismatches.length >= maxMismatched) break;
+        // One read-only transaction of three statements per chunk.
+        await governor?.afterWork(performance.now() - t0, 0, 3);
       }
       return { ok: progress.mismatches.length === 0, ...progress };
     },
@@ -279,7 +322,13 @@ export interface VerifyInput {
   verify?: { chunkSize?: number; maxDiffKeys?: number };
   /** One key range of a split verification. */
   range?: { after: string[] | null; upTo: string[] | null };
+  /** One of splitKeyRanges' ranges (first key column) when several activities share the table. */
+  keyRange?: KeyRange | null;
+  loadBudget?: PlanLoadBudget;
 }
+
+/** As backfillRun's: the kind's 8 s heartbeat timeout (spec.ts) counts on it. */
+const HEARTBEAT_EVERY_MS = 2000;
 
 /**
  * The `verify` activity: resumes from its last heartbeat (the last verified key, counts and
@@ -287,29 +336,44 @@ export interface VerifyInput {
  */
 export async function verify(input: VerifyInput): Promise<VerifyResult> {
   const resumed = previousHeartbeat<VerifyProgress>();
-  // Keys the sync triggers could not copy exactly (REPEATABLE READ writers, hot keys on both
-  // sides) are settled first; verification then proves the tables equal.
-  await withConnection(input.change.connection, 'cutover-verify', (c) =>
-    drainSyncDebt(c, input.change, { onProgress: () => heartbeat(resumed) }),
-  );
+  let last: VerifyProgress | undefined = resumed;
+  // The last progress is re-sent on a timer from the start (the debt drain and the load
+  // budget's baseline included), so a slow chunk never looks like a dead worker and the
+  // heartbeat timeout can stay short (see backfillRun).
+  const timer = setInterval(() => {
+    if (last) heartbeat(last);
+  }, HEARTBEAT_EVERY_MS);
   const report = progressReporter();
   const startedAt = Date.now();
-  const result = await verifyTables(input.change, {
-    onProgress: (p) => {
-      const seconds = (Date.now() - startedAt) / 1000;
-      report({
-        activity: 'verify',
-        rowsDone: (resumed?.sourceRows ?? 0) + p.sourceRows,
-        total: null,
-        rowsPerSecond: seconds > 0 ? Math.round(p.sourceRows / seconds) : null,
-        throttled: null,
-      });
-    },
-    chunkSize: input.verify?.chunkSize,
-    maxDiffKeys: input.verify?.maxDiffKeys,
-    after: resumed?.after ?? input.range?.after ?? null,
-    upTo: input.range?.upTo ?? null,
-  });
+  let result: VerifyResult;
+  try {
+    // Keys the sync triggers could not copy exactly (REPEATABLE READ writers, hot keys on both
+    // sides) are settled first; verification then proves the tables equal.
+    await withConnection(input.change.connection, 'cutover-verify', (c) =>
+      drainSyncDebt(c, input.change, { onProgress: () => heartbeat(resumed) }),
+    );
+    result = await verifyTables(input.change, {
+      chunkSize: input.verify?.chunkSize,
+      maxDiffKeys: input.verify?.maxDiffKeys,
+      after: resumed?.after ?? input.range?.after ?? null,
+      upTo: input.range?.upTo ?? null,
+      keyRange: input.keyRange ?? null,
+      loadBudget: resolveLoadBudget(input.loadBudget),
+      onProgress: (p) => {
+        last = { ...p, mismatches: [...p.mismatches] };
+        const seconds = (Date.now() - startedAt) / 1000;
+        report({
+          activity: 'verify',
+          rowsDone: (resumed?.sourceRows ?? 0) + p.sourceRows,
+          total: null,
+          rowsPerSecond: seconds > 0 ? Math.round(p.sourceRows / seconds) : null,
+          throttled: null,
+        });
+      },
+    });
+  } finally {
+    clearInterval(timer);
+  }
   if (resumed) {
     result.chunks += resumed.chunks;
     result.sourceRows += resumed.sourceRows;

@@ -1,0 +1,445 @@
+/**
+ * The load budget: the operator says how much of the application's throughput the migration
+ * may cost (`maxAppSlowdown`), and the governor measures the application's side with what
+ * PostgreSQL offers and spaces the copying work to stay within it. gh-ost's --max-load /
+ * --critical-load are the model; the difference is the relative budget against a baseline.
+ *
+ * What is measured (one query per window, on the worker's own connection, between batches):
+ *  - write throughput: xids assigned per second (pg_current_snapshot's xmax), minus the
+ *    migration's own write transactions. Real time, unlike pg_stat_database, whose counters
+ *    backends flush at most once a second;
+ *  - commit rate from pg_stat_database, for read-mostly applications that assign no xids;
+ *  - active backends and lock waits from pg_stat_activity, excluding cutover's own sessions
+ *    (application_name `cutover…` or this session's name);
+ *  - replication lag from pg_stat_replication when replicas exist;
+ *  - the latency of a probe query the plan names (p95 over recent samples).
+ * The baseline is taken before the first batch and again in short pauses aligned to the wall
+ * clock, so parallel ranges on any worker pause together and none measures another's load.
+ * Each range subtracts only its own write transactions: another range's batches (a few per
+ * second) count as application writes, a small error against an application's hundreds.
+ *
+ * The controller acts on a duty cycle: the share of wall time spent copying. The slowdown
+ * grows about in proportion to the duty, so each window the duty is scaled by aim / slowdown
+ * (aim = 70 % of the budget; at most halved, at most +25 %), on a smoothed slowdown because
+ * one window of an application's throughput is noisy. The pause after each unit of work is
+ * work × (1 − duty) / duty, and batches shrink with the duty so each burst stays short. A
+ * slowdown that lasts looks the same as the application simply doing less, so after a few
+ * windows over budget the baseline is taken again.
+ * Over `criticalLoad` the work stops until the figure is back under.
+ */
+import type pg from 'pg';
+
+export interface LoadLimits {
+  /** Non-cutover backends in state 'active'. */
+  activeBackends?: number;
+  /** Non-cutover backends waiting on a heavyweight lock. */
+  lockWaits?: number;
+  /** Largest replay lag of any replica, in seconds. */
+  replicationLagSeconds?: number;
+  /** p95 latency of the probe query, in ms. */
+  probeP95Ms?: number;
+}
+
+export interface LoadBudget {
+  enabled: boolean;
+  /** Largest share of the application's throughput the migration may cost (0.2 = 20 %). */
+  maxAppSlowdown: number;
+  /** A query that stands for the application (cheap and read-only); its latency is watched. */
+  probe?: string | null;
+  /** Over any of these the work slows down, as over the budget (gh-ost --max-load). */
+  maxLoad?: LoadLimits;
+  /** Over any of these (or this slowdown) the work pauses until back under (--critical-load). */
+  criticalLoad?: LoadLimits & { appSlowdown?: number };
+  /** Length of one measurement window. */
+  windowMs: number;
+  /** How often the baseline is taken again (0 = only before the first batch). */
+  rebaselineSeconds: number;
+  /** Length of one baseline pause. */
+  baselineMs: number;
+  /** Lowest duty cycle outside a critical pause, so the copy always moves. */
+  minDuty: number;
+  /**
+   * Which measures judge the slowdown. xids are assigned cluster-wide, so `writes` also sees
+   * other databases' writers; leave it out when another database's load must not count.
+   */
+  signals: LoadSignal[];
+}
+
+export type LoadSignal = 'writes' | 'commits' | 'active' | 'probe';
+
+export const defaultLoadBudget: LoadBudget = {
+  enabled: true,
+  maxAppSlowdown: 0.2,
+  probe: null,
+  windowMs: 2000,
+  rebaselineSeconds: 60,
+  baselineMs: 1000,
+  minDuty: 0.05,
+  signals: ['writes', 'commits', 'active', 'probe'],
+};
+
+/** What the status shows: null reason = copying as fast as the work goes. */
+export interface ThrottleState {
+  /** Share of wall time spent working, 0..1 (0 while paused for critical load). */
+  duty: number;
+  /** "app writes 0.74× baseline (budget 0.80×)", "critical: 41 active backends ≥ 40", … */
+  reason: string | null;
+  critical: boolean;
+  /** The figure behind the reason, e.g. the slowdown or the backend count. */
+  figure: number | null;
+  /** Latest measured slowdown of the application against its baseline, 0..1. */
+  appSlowdown: number | null;
+}
+
+interface Sample {
+  at: number;
+  xid: number;
+  xacts: number;
+  active: number;
+  lockWaits: number;
+  lagSeconds: number | null;
+}
+
+interface Baseline {
+  xidRate: number;
+  xactRate: number;
+  active: number;
+  probeMs: number | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const SAMPLE_SQL = `
+  SELECT (pg_snapshot_xmax(pg_current_snapshot())::text)::float8 AS xid,
+         (SELECT (xact_commit + xact_rollback)::float8 FROM pg_stat_database
+           WHERE datname = current_database()) AS xacts,
+         count(*) FILTER (WHERE a.state = 'active')::int AS active,
+         count(*) FILTER (WHERE a.wait_event_type = 'Lock')::int AS lock_waits,
+         (SELECT max(extract(epoch FROM coalesce(replay_lag, write_lag)))::float8
+            FROM pg_stat_replication) AS lag
+    FROM (SELECT state, wait_event_type FROM pg_stat_activity
+           WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+             AND datname = current_database()
+             AND application_name NOT LIKE 'cutover%'
+             AND application_name IS DISTINCT FROM current_setting('application_name')) AS a`;
+
+/** Application rates below this (per second) are too thin to judge a slowdown from. */
+const MIN_RATE = 5;
+
+const ratio = (n: number) => `${n.toFixed(2)}×`;
+
+export interface GovernorOptions {
+  isCancelled?: () => boolean;
+  /** Called at least every second while the governor holds the work (pause, baseline). */
+  onHold?: (state: ThrottleState) => void | Promise<void>;
+  /** Overrides the clock (tests). */
+  now?: () => number;
+}
+
+export class LoadGovernor {
+  private duty = 1;
+  private reason: string | null = null;
+  private figure: number | null = null;
+  private critical = false;
+  private slowdown: number | null = null;
+  private smoothed: number | null = null;
+  private overWindows = 0;
+  private baseline: Baseline | null = null;
+  private windowStart: Sample | null = null;
+  private ownWrites = 0;
+  private ownXacts = 0;
+  private probeTimes: number[] = [];
+  private activeSamples: number[] = [];
+  private lastBaselinePeriod = -1;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly client: pg.ClientBase,
+    readonly budget: LoadBudget,
+    private readonly opts: GovernorOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  get state(): ThrottleState {
+    return {
+      duty: this.critical ? 0 : Number(this.duty.toFixed(3)),
+      reason: this.reason,
+      critical: this.critical,
+      figure: this.figure,
+      appSlowdown: this.slowdown === null ? null : Number(this.slowdown.toFixed(3)),
+    };
+  }
+
+  /** Share of the configured batch size to use now (smaller bursts at a low duty). */
+  get batchScale(): number {
+    return Math.min(1, this.duty * 2);
+  }
+
+  private cancelled() {
+    return Boolean(this.opts.isCancelled?.());
+  }
+
+  private async sample(): Promise<Sample> {
+    const r = await this.client.query<{
+      xid: number;
+      xacts: number | null;
+      active: number;
+      lock_waits: number;
+      lag: number | null;
+    }>(SAMPLE_SQL);
+    this.ownXacts++;
+    const row = r.rows[0]!;
+    return {
+      at: this.now(),
+      xid: row.xid,
+      xacts: row.xacts ?? 0,
+      active: row.active,
+      lockWaits: row.lock_waits,
+      lagSeconds: row.lag,
+    };
+  }
+
+  private async probe(): Promise<number | null> {
+    if (!this.budget.probe) return null;
+    const t0 = performance.now();
+    await this.client.query(this.budget.probe);
+    this.ownXacts++;
+    const ms = performance.now() - t0;
+    this.probeTimes.push(ms);
+    if (this.probeTimes.length > 20) this.probeTimes.shift();
+    return ms;
+  }
+
+  private probeQuantile(q: number, last = this.probeTimes.length): number | null {
+    if (!this.probeTimes.length) return null;
+    const s = this.probeTimes.slice(-last).sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.floor(s.length * q))]!;
+  }
+
+  private probeP95(): number | null {
+    return this.probeQuantile(0.95);
+  }
+
+  /** Sleeps `ms` in short steps, telling onHold, unless cancelled. */
+  private async hold(ms: number) {
+    const until = this.now() + ms;
+    let lastHold = this.now();
+    while (this.now() < until && !this.cancelled()) {
+      if (this.opts.onHold && this.now() - lastHold >= 1000) {
+        lastHold = this.now();
+        await this.opts.onHold(this.state);
+      }
+      await sleep(Math.max(1, Math.min(100, until - this.now())));
+    }
+  }
+
+  /** Measures the application with the migration's work stopped. */
+  private async takeBaseline() {
+    const a = await this.sample();
+    const probes: number[] = [];
+    const actives: number[] = [a.active];
+    const steps = 4;
+    for (let i = 0; i < steps && !this.cancelled(); i++) {
+      await this.hold(this.budget.baselineMs / steps);
+      const p = await this.probe();
+      if (p !== null) probes.push(p);
+      if (i < steps - 1) actives.push((await this.sample()).active);
+    }
+    const b = await this.sample();
+    actives.push(b.active);
+    const secs = Math.max(0.001, (b.at - a.at) / 1000);
+    probes.sort((x, y) => x - y);
+    this.baseline = {
+      // The sample queries themselves are read-only: they assign no xid.
+      xidRate: (b.xid - a.xid) / secs,
+      xactRate: Math.max(0, b.xacts - a.xacts - (steps + 1)) / secs,
+      active: actives.reduce((x, y) => x + y, 0) / actives.length,
+      probeMs: probes.length ? probes[Math.floor(probes.length / 2)]! : null,
+    };
+    this.windowStart = b;
+    this.smoothed = null;
+    this.overWindows = 0;
+    this.ownWrites = 0;
+    this.ownXacts = 0;
+    this.activeSamples = [];
+  }
+
+  /** Before the first unit of work: the first baseline. */
+  async start(): Promise<void> {
+    if (!this.budget.enabled) return;
+    this.lastBaselinePeriod = this.period();
+    await this.takeBaseline();
+  }
+
+  private period() {
+    const s = this.budget.rebaselineSeconds;
+    return s > 0 ? Math.floor(this.now() / (s * 1000)) : 0;
+  }
+
+  private overLimits(s: Sample, limits: LoadLimits | undefined): [string, number] | null {
+    if (!limits) return null;
+    if (limits.activeBackends !== undefined && s.active >= limits.activeBackends)
+      return [`${s.active} active backends ≥ ${limits.activeBackends}`, s.active];
+    if (limits.lockWaits !== undefined && s.lockWaits >= limits.lockWaits)
+      return [`${s.lockWaits} lock waits ≥ ${limits.lockWaits}`, s.lockWaits];
+    if (
+      limits.replicationLagSeconds !== undefined &&
+      s.lagSeconds !== null &&
+      s.lagSeconds >= limits.replicationLagSeconds
+    )
+      return [
+        `replication lag ${s.lagSeconds.toFixed(1)} s ≥ ${limits.replicationLagSeconds} s`,
+        s.lagSeconds,
+      ];
+    const p95 = this.probeP95();
+    if (limits.probeP95Ms !== undefined && p95 !== null && p95 >= limits.probeP95Ms)
+      return [`probe p95 ${p95.toFixed(0)} ms ≥ ${limits.probeP95Ms} ms`, p95];
+    return null;
+  }
+
+  /** The application's slowdown over the window against the baseline, and what showed it. */
+  private measureSlowdown(a: Sample, b: Sample): [number, string] | null {
+    const base = this.baseline;
+    if (!base) return null;
+    const secs = Math.max(0.001, (b.at - a.at) / 1000);
+    const found: [number, string][] = [];
+    const use = new Set(this.budget.signals);
+    if (use.has('writes') && base.xidRate >= MIN_RATE) {
+      const rate = Math.max(0, b.xid - a.xid - this.ownWrites) / secs;
+      found.push([1 - rate / base.xidRate, `app writes ${ratio(rate / base.xidRate)} baseline`]);
+    } else if (use.has('commits') && base.xactRate >= MIN_RATE && secs >= 2) {
+      // pg_stat_database counters move in steps of about a second: judge longer windows only.
+      const rate = Math.max(0, b.xacts - a.xacts - this.ownXacts) / secs;
+      found.push([1 - rate / base.xactRate, `app commits ${ratio(rate / base.xactRate)} baseline`]);
+    }
+    // Typical latency against the baseline's median: a p95 of a few samples is one hiccup.
+    const typical = this.probeQuantile(0.5, 5);
+    if (use.has('probe') && base.probeMs !== null && typical !== null && typical > 0)
+      found.push([
+        1 - base.probeMs / typical,
+        `probe ${typical.toFixed(1)} ms vs ${base.probeMs.toFixed(1)} ms`,
+      ]);
+    if (use.has('active') && this.activeSamples.length && base.active >= 1) {
+      // Little's law: at a steady arrival rate, backends busy ∝ latency.
+      const active = this.activeSamples.reduce((x, y) => x + y, 0) / this.activeSamples.length;
+      if (active - base.active >= 1)
+        found.push([
+          1 - base.active / active,
+          `${active.toFixed(1)} active backends vs ${base.active.toFixed(1)}`,
+        ]);
+    }
+    if (!found.length) return null;
+    return found.reduce((w, f) => (f[0] > w[0] ? f : w));
+  }
+
+  /**
+   * After a unit of work that took `workMs` and committed `writes` write transactions: judges
+   * the window when it is over, then waits as long as the duty cycle (or a critical pause, or
+   * a baseline pause) demands. Returns once the next unit may start.
+   */
+  async afterWork(workMs: number, writes: number, reads = 0): Promise<void> {
+    if (!this.budget.enabled) return;
+    if (!this.baseline) {
+      // Governed only from now on (the operator switched the budget back on): measure first.
+      this.lastBaselinePeriod = this.period();
+      await this.takeBaseline();
+      return;
+    }
+    this.ownWrites += writes;
+    this.ownXacts += writes + reads;
+    const start = this.windowStart;
+    if (!start || this.now() - start.at >= this.budget.windowMs) await this.judge();
+    let told = 0;
+    while (this.critical && !this.cancelled()) {
+      if (this.opts.onHold && this.now() - told >= 1000) {
+        told = this.now();
+        await this.opts.onHold(this.state);
+      }
+      await this.hold(Math.max(100, this.budget.windowMs / 2));
+      await this.judge();
+    }
+    const periodic = this.budget.rebaselineSeconds > 0 && this.period() !== this.lastBaselinePeriod;
+    if (periodic || this.overWindows >= 5) {
+      this.lastBaselinePeriod = this.period();
+      await this.takeBaseline();
+      return;
+    }
+    if (this.duty < 1) await this.hold((workMs * (1 - this.duty)) / this.duty);
+  }
+
+  private async judge() {
+    const s = await this.sample();
+    this.activeSamples.push(s.active);
+    if (this.budget.probe) await this.probe();
+    const a = this.windowStart;
+    const measured = a ? this.measureSlowdown(a, s) : null;
+    this.slowdown = measured ? measured[0] : null;
+    this.windowStart = s;
+    this.ownWrites = 0;
+    this.ownXacts = 0;
+    this.activeSamples = [s.active];
+
+    const crit = this.budget.criticalLoad;
+    const critHit =
+      this.overLimits(s, crit) ??
+      (crit?.appSlowdown !== undefined && measured && measured[0] >= crit.appSlowdown
+        ? ([`${measured[1]} (critical ${ratio(1 - crit.appSlowdown)})`, measured[0]] as [
+            string,
+            number,
+          ])
+        : null);
+    if (critHit) {
+      this.critical = true;
+      this.reason = `critical: ${critHit[0]}`;
+      this.figure = Number(critHit[1].toFixed(3));
+      return;
+    }
+    if (this.critical) {
+      // Back under the critical figures: restart gently.
+      this.critical = false;
+      this.duty = Math.min(this.duty, 0.25);
+    }
+    const maxHit = this.overLimits(s, this.budget.maxLoad);
+    const budget = this.budget.maxAppSlowdown;
+    if (maxHit) {
+      this.duty = Math.max(this.budget.minDuty, this.duty * 0.7);
+      this.reason = maxHit[0];
+      this.figure = Number(maxHit[1].toFixed(3));
+      return;
+    }
+    if (!measured) {
+      this.duty = Math.min(1, this.duty * 1.25 + 0.05);
+    } else {
+      this.smoothed =
+        this.smoothed === null ? measured[0] : 0.5 * this.smoothed + 0.5 * measured[0];
+      const aim = budget * 0.7;
+      const factor = Math.min(1.25, Math.max(0.5, aim / Math.max(this.smoothed, 0.001)));
+      this.duty = Math.min(1, Math.max(this.budget.minDuty, this.duty * factor));
+      this.overWindows = this.smoothed > budget ? this.overWindows + 1 : 0;
+      if (this.smoothed > budget || this.duty < 1) {
+        this.reason = `${measured[1]} (budget ${ratio(1 - budget)})`;
+        this.figure = Number(measured[0].toFixed(3));
+      }
+    }
+    if (this.duty >= 1) {
+      this.reason = null;
+      this.figure = null;
+    }
+  }
+}
+
+/** The plan's `loadBudget:` section as it reaches an activity (absent in older runs). */
+export type PlanLoadBudget = Partial<LoadBudget>;
+
+/** Full settings from the plan's section; null when the plan has none or turns it off. */
+export function resolveLoadBudget(
+  plan: PlanLoadBudget | null | undefined,
+  overrides: Partial<LoadBudget> = {},
+): LoadBudget | null {
+  if (!plan || plan.enabled === false) return null;
+  const out: LoadBudget = { ...defaultLoadBudget };
+  for (const [k, v] of Object.entries({ ...plan, ...overrides }))
+    if (v !== undefined) (out as unknown as Record<string, unknown>)[k] = v;
+  return out;
+}
