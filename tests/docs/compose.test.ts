@@ -76,6 +76,8 @@ function envNamesReadBy(file: string): Set<string> {
   const names = new Set<string>();
   for (const m of text.matchAll(/\benv\.([A-Z][A-Z0-9_]+)/g)) names.add(m[1]!);
   for (const m of text.matchAll(/\b(?:env|read)\(?\[?'([A-Z][A-Z0-9_]+)'/g)) names.add(m[1]!);
+  // A name chosen first and read after, e.g. `const key = … ? 'CUTOVER_DATABASE_URL' : 'DATABASE_URL'`.
+  for (const m of text.matchAll(/'([A-Z][A-Z0-9]*_[A-Z0-9_]*URL)'/g)) names.add(m[1]!);
   return names;
 }
 

@@ -23,18 +23,26 @@ beforeEach(async () => {
 });
 
 /** Waits until a runner holds the migration advisory lock, so the next one must wait for it. */
-async function runnerLockHeld(): Promise<void> {
-  const deadline = Date.now() + 30_000;
+const RUNNER_LOCK = 0x63757476; // src/migrate/advisory-lock.ts
+const TEST_GATE = 4242;
+
+/** Waits until the runners' advisory lock is held (granted) or waited for (not granted). */
+async function runnerLock(granted: boolean): Promise<void> {
+  const deadline = Date.now() + 60_000;
   for (;;) {
     const r = await db.pool.query(
       `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-        WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()`,
+        WHERE l.locktype = 'advisory' AND l.granted = $1 AND l.objid = $2
+          AND d.datname = current_database()`,
+      [granted, RUNNER_LOCK],
     );
     if (r.rows[0].n > 0) return;
-    if (Date.now() > deadline) throw new Error('the first runner never took the migration lock');
+    if (Date.now() > deadline)
+      throw new Error(`no runner ${granted ? 'took' : 'waited for'} the migration lock`);
     await new Promise((res) => setTimeout(res, 20));
   }
 }
+const runnerLockHeld = () => runnerLock(true);
 
 describe('cutover CLI: versioned migrations', () => {
   it('migrate, status, validate and rollback work end to end', async () => {
@@ -53,16 +61,22 @@ describe('cutover CLI: versioned migrations', () => {
   });
 
   it('two runners in two processes never interleave: one waits, the history has no duplicates', async () => {
+    // The first runner's migration waits on a lock this test holds, so the second runner starts
+    // while the first one is surely mid-run, however slow the machine is.
     const dir = scratchMigrations({
-      '0001_slow.up.sql': 'CREATE TABLE slow (id int PRIMARY KEY);\nSELECT pg_sleep(4);',
+      '0001_slow.up.sql': `CREATE TABLE slow (id int PRIMARY KEY);\nSELECT pg_advisory_xact_lock(${TEST_GATE});`,
       '0001_slow.down.sql': 'DROP TABLE slow;',
       '0002_next.up.sql': 'CREATE TABLE next (id int PRIMARY KEY);',
       '0002_next.down.sql': 'DROP TABLE next;',
     });
+    const gate = await db.pool.connect();
     try {
-      const a = runCli(['migrate', '--dir', dir], env);
+      await gate.query(`SELECT pg_advisory_lock($1)`, [TEST_GATE]);
+      const a = runCli(['migrate', '--dir', dir, '--lock-timeout', '0'], env);
       await runnerLockHeld();
       const b = runCli(['migrate', '--dir', dir], env);
+      await runnerLock(false);
+      await gate.query(`SELECT pg_advisory_unlock($1)`, [TEST_GATE]);
       const [ra, rb] = await Promise.all([a, b]);
       expect(ra.code).toBe(0);
       expect(rb.code).toBe(0);
@@ -76,23 +90,29 @@ describe('cutover CLI: versioned migrations', () => {
         { version: 2, n: 1 },
       ]);
     } finally {
+      gate.release();
       rmSync(dir, { recursive: true });
     }
   });
 
   it('--no-wait fails at once while another runner holds the lock', async () => {
     const dir = scratchMigrations({
-      '0001_slow.up.sql': 'SELECT pg_sleep(4);',
+      '0001_slow.up.sql': `SELECT pg_advisory_xact_lock(${TEST_GATE});`,
       '0001_slow.down.sql': 'SELECT 1;',
     });
+    const gate = await db.pool.connect();
     try {
-      const a = runCli(['migrate', '--dir', dir], env);
+      // The first runner waits on this test's lock, so it holds the runner lock until released.
+      await gate.query(`SELECT pg_advisory_lock($1)`, [TEST_GATE]);
+      const a = runCli(['migrate', '--dir', dir, '--lock-timeout', '0'], env);
       await runnerLockHeld();
       const b = await runCli(['migrate', '--dir', dir, '--no-wait'], env);
+      await gate.query(`SELECT pg_advisory_unlock($1)`, [TEST_GATE]);
       expect(b.code).toBe(1);
       expect(b.stderr).toMatch(/another cutover runner holds the migration lock .*--no-wait/);
       expect((await a).code).toBe(0);
     } finally {
+      gate.release();
       rmSync(dir, { recursive: true });
     }
   });

@@ -65,11 +65,19 @@ const realSleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('step activity options and error mapping', () => {
   it('a UserError from an activity fails the run at once (one attempt) and rolls back', async () => {
     const plan = await widenPlan(db, PREPARE);
-    // After the check, the source changes under the plan: the column its mapping copies is
-    // renamed, so the sync step's own check (a UserError) refuses to install the triggers. That
-    // state does not change by retrying; the old 10-attempt retry policy retried it anyway.
-    await db.pool.query('ALTER TABLE orders RENAME COLUMN customer TO client');
-    const worker = await createTestWorker(env, recordingActivities(calls));
+    // After the check and the run's pre-flight, the source changes under the plan: the column
+    // its mapping copies is renamed just before the sync step, so the sync step's own check (a
+    // UserError) refuses to install the triggers. That state does not change by retrying; the
+    // old 10-attempt retry policy retried it anyway.
+    const recorded = recordingActivities(calls);
+    const activities: typeof recorded = {
+      ...recorded,
+      syncRun: async (input) => {
+        await db.pool.query('ALTER TABLE orders RENAME COLUMN customer TO client');
+        return recorded.syncRun(input);
+      },
+    };
+    const worker = await createTestWorker(env, activities);
     const err = await worker.runUntil(async () => {
       const handle = await start({ plan });
       return handle.result().catch((e: unknown) => e);
@@ -79,7 +87,7 @@ describe('step activity options and error mapping', () => {
       /step prepare\.sync failed: .*"customer".*; rolled back: prepare\.shadow/,
     );
     expect(calls.filter((c) => c === 'syncRun')).toHaveLength(1);
-    expect(calls).toEqual(['shadowRun', 'syncRun', 'shadowUndo']);
+    expect(calls).toEqual(['preflight', 'shadowRun', 'syncRun', 'shadowUndo']);
     expect(await tableExists(db, 'public.orders_v2')).toBe(false);
     expect(await userTriggers(db)).toBe(0);
   });
