@@ -6,7 +6,8 @@
  * every 30 s up to 400 reports (about 3 hours), then every 5 minutes (`cutover status` reads the
  * heartbeats and is always current).
  */
-import { Context } from '@temporalio/activity';
+import type { Context } from '@temporalio/activity';
+import { activityContext } from './activity';
 import { progressSignal, type ProgressReport } from '../../workflows/definitions';
 
 export type { ProgressReport };
@@ -22,14 +23,24 @@ export function progressReporter(): (
   report: Omit<ProgressReport, 'key' | 'attempt' | 'updatedAt'>,
   final?: boolean,
 ) => void {
-  const ctx = Context.current();
+  // Outside an activity (a library call, a test) there is no run to report to.
+  const ctx = activityContext();
+  if (!ctx) return () => {};
   const execution = ctx.info.workflowExecution;
+  // An activity run outside a worker (a test's MockActivityEnvironment, a tool) has no client to
+  // signal with: its progress goes to heartbeats only.
+  let client: Context['client'] | undefined;
+  try {
+    client = ctx.client;
+  } catch {
+    client = undefined;
+  }
   let sent = 0;
   let lastSent = 0;
   let inFlight = false;
   let lastThrottled: string | null = null;
   return (report, final = false) => {
-    if (!execution || inFlight) return;
+    if (!execution || !client || inFlight) return;
     const now = Date.now();
     // The first report goes out at once, so the page shows the step as soon as it moves, and so
     // does a change of throttle state (paused, resumed), which an operator waits to see.
@@ -45,7 +56,7 @@ export function progressReporter(): (
       attempt: ctx.info.attempt,
       updatedAt: new Date(now).toISOString(),
     };
-    ctx.client.workflow
+    client.workflow
       .getHandle(execution.workflowId, execution.runId)
       .signal(progressSignal, full)
       // Progress is for show: a closed workflow or a lost connection must not fail the copy.
