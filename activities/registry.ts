@@ -23,3 +23,11 @@ export {
   migrationsDryRun,
   migrationsRollback,
 } from './migrations';
+export {
+  swapPrepare,
+  swapAttempt,
+  swapBackAttempt,
+  swapValidateKeys,
+  swapFinish,
+  swapDropArchive,
+} from './swap';

@@ -25,6 +25,7 @@ import type { PlanRunSettings, ResolvedPlan } from './resolved';
 import type { PlanFile, PlanMonitorCheck, SqlCheck } from './schema';
 import { referencedColumns, splitTargetDdl } from './sql';
 import { offlineProblems, withConnection } from './stages';
+import { inspectDependents, refusals } from '../swap/dependents';
 import type { ColumnMapping, TableRef } from './types';
 
 export interface CheckOptions {
@@ -372,6 +373,17 @@ export async function checkPlan(
     await checkMonitorChecks(client, plan, problems);
 
     const deferred: DeferredObject[] = await deferrableObjects(client, targetOid, key);
+    const dependents = await inspectDependents(client, source);
+    const swaps = stages.some((st) => st.steps.some((step) => step.kind === 'swap'));
+    if (swaps) {
+      for (const d of refusals(dependents))
+        problems.push({ path: 'source', message: `${d.kind} ${d.name}: ${d.action}` });
+      if (target.schema !== source.schema)
+        problems.push({
+          path: 'target.table',
+          message: `the swap gives the new table the old one's name inside schema ${source.schema}: create the new table there too`,
+        });
+    }
     if (problems.length > 0) return fail();
 
     const readsOnly = down === undefined || plan.shift.readsOnly === true;
@@ -404,6 +416,7 @@ export async function checkPlan(
       },
       stages,
       settings: runSettings(plan),
+      dependents,
     };
     return { ok: true, fileName, problems: [], plan: resolved };
   } finally {

@@ -249,6 +249,21 @@ export const stepSchema = z.discriminatedUnion(
       undo: hookActionSchema.optional(),
     }),
     z.strictObject({
+      kind: z.literal('swap'),
+      name: stepName.optional(),
+      archive: requiredString('a table name')
+        .min(1)
+        .max(63)
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'use letters, digits and _ only' })
+        .optional(),
+      lockTimeoutMs: int('lock_timeout of each swap attempt, in milliseconds', 50, 60_000).default(
+        1000,
+      ),
+      maxWaitSeconds: int('seconds to keep trying before the swap gives up', 1, 7 * 86400).default(
+        600,
+      ),
+    }),
+    z.strictObject({
       kind: z.literal('cleanup'),
       name: stepName.optional(),
       oldTable: z
@@ -262,7 +277,7 @@ export const stepSchema = z.discriminatedUnion(
   {
     error: (iss) =>
       iss.code === 'invalid_union'
-        ? 'kind must be one of backup, shadow, sync, backfill, index, verify, sqlcheck, approval, route, monitor, hook, cleanup'
+        ? 'kind must be one of backup, shadow, sync, backfill, index, verify, sqlcheck, approval, route, monitor, hook, swap, cleanup'
         : undefined,
   },
 );

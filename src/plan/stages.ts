@@ -1,6 +1,6 @@
 /**
  * The stage list as data: the workflow walks it step by step. Defaults follow DESIGN.md —
- * prepare → validate → approval → shift → approval → cleanup — and a plan may replace them with
+ * prepare → validate → approval → shift → swap → approval → cleanup — and a plan may replace them with
  * its own `stages` (e.g. to add hooks). Every step gets a unique `id` for status and signals.
  */
 import type { HookConfig } from '../../activities/hook';
@@ -57,6 +57,7 @@ export function defaultStages(plan: PlanFile): PlanStage[] {
     { name: 'validate', steps: validate },
     { name: 'approve-shift', steps: [{ kind: 'approval', gate: 'shift', auto: false }] },
     { name: 'shift', steps: shift },
+    { name: 'swap', steps: [{ kind: 'swap', lockTimeoutMs: 1000, maxWaitSeconds: 600 }] },
     { name: 'approve-cleanup', steps: [{ kind: 'approval', gate: 'cleanup', auto: false }] },
     { name: 'cleanup', steps: [{ kind: 'cleanup', oldTable: 'archive', retentionHours: 168 }] },
   ];
@@ -113,7 +114,9 @@ export function resolveStages(
       for (let n = 2; ids.has(id); n++) id = `${stage.name}.${step.name ?? step.kind}-${n}`;
       ids.add(id);
       if (!firstAt.has(step.kind)) firstAt.set(step.kind, position);
-      else if (['backup', 'shadow', 'sync', 'backfill', 'index', 'cleanup'].includes(step.kind))
+      else if (
+        ['backup', 'shadow', 'sync', 'backfill', 'index', 'swap', 'cleanup'].includes(step.kind)
+      )
         problems.push({
           path: `stages[${si}].steps[${i}].kind`,
           message: `step kind "${step.kind}" appears twice: a plan runs it once`,
@@ -163,6 +166,25 @@ export function resolveStages(
   mustPrecede('backfill', 'index', 'secondary indexes are built after the copy');
   mustPrecede('backfill', 'verify', 'verification compares the filled tables');
   mustPrecede('verify', 'route', 'traffic moves only to a verified table');
+  mustPrecede('verify', 'swap', 'the new table takes the name only once verified');
+  const swapAt = at('swap');
+  const routeAfterSwap = given
+    .flatMap((s) => s.steps)
+    .slice((swapAt ?? Infinity) + 1)
+    .some((s) => s.kind === 'route');
+  if (routeAfterSwap)
+    problems.push({
+      path: 'stages',
+      message:
+        'a "route" step after the "swap": once swapped, the original name holds the new table, so routing means nothing; move the route steps before the swap',
+    });
+  const cleanupAt = at('cleanup');
+  if (swapAt !== undefined && cleanupAt !== undefined && cleanupAt < swapAt)
+    problems.push({
+      path: 'stages',
+      message:
+        'the "cleanup" step must come after the "swap": cleanup ends the swap’s rollback window',
+    });
   return { stages, problems };
 }
 
