@@ -15,12 +15,14 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { postgresTool } from '../../src/tools';
 import type { RunStatus } from '../../workflows/definitions';
 import { seedOrders, startE2E, waitFor, type E2E } from './support';
 
 let e2e: E2E;
+/** pgbench loops still running: stopped in afterEach so a failed test leaves no load behind. */
+const loads = new Set<{ stop(): Promise<unknown> }>();
 const LOCK_TIMEOUT_MS = 1000;
 /** The longest pause between two swap attempts (workflows/blue-green.ts swapPause). */
 const MAX_RETRY_INTERVAL_MS = 5000;
@@ -28,6 +30,10 @@ const MAX_RETRY_INTERVAL_MS = 5000;
 beforeAll(async () => {
   e2e = await startE2E('e2eswap');
   await e2e.startWorker();
+});
+afterEach(async () => {
+  await Promise.all([...loads].map((l) => l.stop()));
+  loads.clear();
 });
 afterAll(async () => {
   await e2e?.stop();
@@ -90,16 +96,19 @@ function pgbenchLoad(url: string, logDir: string) {
         totals.log.push([Number(p[4]) * 1000 + Number(p[5]) / 1000, Number(p[2]) / 1000]);
       }
   })();
-  return {
+  const handle = {
     totals,
     errors,
     rounds: () => round,
     async stop() {
       stopping = true;
       await done;
+      loads.delete(handle);
       return totals;
     },
   };
+  loads.add(handle);
+  return handle;
 }
 
 /** TPC-B's invariant: every balance table and the history sum to the same total. */
@@ -267,7 +276,7 @@ describe('swap under pgbench TPC-B load (not router-aware)', () => {
     );
     expect(during.length).toBeGreaterThan(0);
     expect(longest).toBeLessThan(LOCK_TIMEOUT_MS + MAX_RETRY_INTERVAL_MS);
-  });
+  }, 480_000);
 
   it('an abort inside the rollback window swaps back: the original table holds every write', async () => {
     await initPgbench();
@@ -311,7 +320,7 @@ describe('swap under pgbench TPC-B load (not router-aware)', () => {
          FROM pg_attribute WHERE attrelid = 'pgbench_accounts'::regclass AND attname = 'abalance'`,
     );
     expect(state.rows[0]).toEqual({ type: 'integer', new_gone: true, triggers: 0 });
-  });
+  }, 480_000);
 });
 
 function onArchiveText(s: RunStatus): string {
@@ -400,7 +409,7 @@ run:
     expect(
       (await e2e.db.pool.query(`SELECT amount_cents FROM orders WHERE id = 1`)).rows[0],
     ).toEqual({ amount_cents: 11 });
-  });
+  }, 300_000);
 
   it('an abort while the swap waits rolls back truthfully, nothing swapped, nothing lost', async () => {
     const name = 'e2e_swap_abort_wait';
@@ -423,5 +432,5 @@ run:
          FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'id'`,
     );
     expect(t.rows[0]).toEqual({ type: 'integer', gone: true, n: 200 });
-  });
+  }, 300_000);
 });

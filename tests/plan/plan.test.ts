@@ -68,6 +68,7 @@ describe('example plans', () => {
       'validate',
       'approve-shift',
       'shift',
+      'swap',
       'approve-cleanup',
       'cleanup',
     ]);
