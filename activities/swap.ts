@@ -6,7 +6,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../src/db/ident';
-import { withClient } from '../src/plan/activity-support';
+import { whileHeartbeating, withClient } from '../src/plan/activity-support';
 import { UserError } from '../src/errors';
 import type { ResolvedChange } from '../src/plan/types';
 import { syncNames } from '../src/backfill/names';
@@ -116,8 +116,11 @@ export async function swapBackAttempt(input: SwapInput): Promise<SwapBackAttempt
 /** VALIDATE the foreign keys added NOT VALID by the swap or the swap-back (writes go on). */
 export async function swapValidateKeys(input: SwapInput): Promise<string[]> {
   const { change } = input;
+  // VALIDATE scans the child table: heartbeat so a long one does not look like a dead worker.
   return withClient(change.connection, input.client, 'cutover-swap', (c) =>
-    validateForeignKeys(c, change.source, input.lockTimeoutMs),
+    whileHeartbeating({ validating: 'foreign keys' }, () =>
+      validateForeignKeys(c, change.source, input.lockTimeoutMs),
+    ),
   );
 }
 

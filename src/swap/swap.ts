@@ -205,6 +205,8 @@ export async function findBlockers(
             left(coalesce(a.query, ''), 200) AS query
        FROM pg_stat_activity a
       WHERE a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL
+        -- Autovacuum yields to a lock request by itself; only clients are waited out.
+        AND a.backend_type = 'client backend'
         AND a.xact_start < clock_timestamp() - make_interval(secs => $2::float / 1000)
         AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation'
                       AND l.relation = ANY ($1::oid[]))
