@@ -318,8 +318,7 @@ describe('blue-green workflow on the time-skipping server, real activities, real
       await handle.signal(resumeSignal);
       expect((await handle.result()).outcome).toBe('completed');
     });
-    expect((await db.pool.query(`SELECT count(*)::int AS n FROM orders_v2`)).rows[0].n).toBe(
-      20_000,
-    );
+    // Swapped: the new table now has the old name.
+    expect((await db.pool.query(`SELECT count(*)::int AS n FROM orders`)).rows[0].n).toBe(20_000);
   });
 });
