@@ -29,6 +29,7 @@ import { referencedColumns, splitTargetDdl } from './sql';
 import { type PreflightSpec, preflightSpec, runPreflight } from './preflight';
 import { offlineProblems, withConnection, type ResolvedStage } from './stages';
 import type { ColumnMapping, ResolvedChange, TableRef } from './types';
+import { inspectDependents } from '../swap/dependents';
 
 export interface CheckOptions {
   fileName?: string;
@@ -331,6 +332,9 @@ async function checkDefinition(
       await validateSteps(client, plan, change, readsOnly, stages, problems, options.env);
 
     const deferred: DeferredObject[] = await deferrableObjects(client, targetOid, key);
+    // What points at the old table and what the swap does with each (shown by `cutover plan`);
+    // the swap step's validate refuses the ones it cannot carry.
+    const dependents = await inspectDependents(client, source);
     if (problems.length > 0) return fail();
 
     const resolved: ResolvedPlan = {
@@ -353,6 +357,7 @@ async function checkDefinition(
       },
       stages,
       settings: runSettings(plan),
+      dependents,
     };
     const spec = await preflightSpec(client, resolved.change, {
       sourceColumns,
