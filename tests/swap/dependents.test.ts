@@ -18,6 +18,7 @@ import {
   type SwapInput,
 } from '../../src/steps/swap/swap';
 import { parsePlan, checkPlan } from '../../src/plan';
+import { syncNames } from '../../src/steps/sync/names';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { differing, prepare } from './support';
 
@@ -373,6 +374,62 @@ describe('dependents follow the swap and the swap-back', () => {
     ).toEqual([{ n: 0 }]);
   });
 
+  it('settles the sync debt inside the swap, the swap-back and cleanup, under the names of the moment', async () => {
+    const plan = await prepare(client, customerPlan());
+    const guard = syncNames(plan.change).guardSetting;
+    const input: SwapInput = {
+      change: plan.change,
+      archive: ARCHIVE,
+      lockTimeoutMs: 2000,
+      directions: 'both',
+    };
+    // A write the forward trigger could not copy (as at REPEATABLE READ): the new table's row
+    // is stale, and the key is owed to it.
+    const stale = async (table: string, id: number, email: string) => {
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config($1, 'on', true)`, [guard]);
+      await client.query(`UPDATE ${table} SET email = $2 WHERE customer_id = $1`, [id, email]);
+      await client.query('COMMIT');
+    };
+    const owe = (direction: 'forward' | 'reverse', id: number) =>
+      client.query(
+        `INSERT INTO cutover.sync_debt (migration, direction, old_key, new_key) VALUES ($1, $2, $3, $3)`,
+        ['widen_customer', direction, [String(id)]],
+      );
+    const debt = async () =>
+      (await one<{ n: number }>(`SELECT count(*)::int AS n FROM cutover.sync_debt`)).n;
+    await stale('customer_v2', 11, 'stale@example.com');
+    await owe('forward', 11);
+    await swapPrepare(input);
+    await swapUntilDone(input);
+    // The swap drained it (plan names: old → new) before the renames: the new table, now
+    // under the original name, has the old row.
+    expect(await debt()).toBe(0);
+    expect(await q(`SELECT email FROM customer WHERE customer_id = 11`)).toEqual([
+      { email: 'c11@example.com' },
+    ]);
+    // After the swap the archive is owed a key (reverse, swapped names); the swap-back settles it.
+    await stale('customer', 12, 'new12@example.com');
+    await owe('reverse', 12);
+    expect((await swapBackAttempt(input)).done).toBe(true);
+    expect(await debt()).toBe(0);
+    expect(await q(`SELECT email FROM customer WHERE customer_id = 12`)).toEqual([
+      { email: 'new12@example.com' },
+    ]);
+    // Swapped again, a reverse debt is left for cleanup, which settles it and drops the rest.
+    await swapUntilDone(input);
+    await stale('customer', 13, 'new13@example.com');
+    await owe('reverse', 13);
+    await swapFinish(input);
+    expect(await debt()).toBe(0);
+    expect(await q(`SELECT email FROM ${ARCHIVE} WHERE customer_id = 13`)).toEqual([
+      { email: 'new13@example.com' },
+    ]);
+    expect(
+      await q(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgname LIKE 'cutover_sync%'`),
+    ).toEqual([{ n: 0 }]);
+  });
+
   it('an existing table with the archive name refuses the swap, changing nothing', async () => {
     const plan = await prepare(client, customerPlan());
     await q(`CREATE TABLE ${ARCHIVE} (x int)`);
@@ -389,9 +446,17 @@ describe('dependents follow the swap and the swap-back', () => {
       `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'customer'::regclass AND attname = 'customer_id'`,
     );
     expect(type).toBe('integer');
+    // Still the sync as installed: forward, reverse and the TRUNCATE guard on both tables.
     expect(
-      await q(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgname LIKE 'cutover_sync%'`),
-    ).toEqual([{ n: 2 }]);
+      await q(
+        `SELECT tgrelid::regclass::text AS rel, tgname FROM pg_trigger WHERE tgname LIKE 'cutover_sync%' ORDER BY 1, 2`,
+      ),
+    ).toEqual([
+      { rel: 'customer', tgname: 'cutover_sync_fwd_widen_customer' },
+      { rel: 'customer', tgname: 'cutover_sync_trunc_widen_customer' },
+      { rel: 'customer_v2', tgname: 'cutover_sync_rev_widen_customer' },
+      { rel: 'customer_v2', tgname: 'cutover_sync_trunc_widen_customer' },
+    ]);
     expect(
       await q(
         `SELECT to_regclass('cutover.swaps') IS NULL OR NOT EXISTS (SELECT 1 FROM cutover.swaps) AS none`,
