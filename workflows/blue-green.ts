@@ -385,7 +385,9 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     const giveUpAt = Date.now() + step.maxWaitSeconds * 1000;
     for (let attempt = 1; ; attempt++) {
       current.attempts = attempt;
-      status.swap = { ...current };
+      // The last attempt's blocker stays shown while the next one runs: what the status says
+      // is always the latest thing the swap found, never a blank between two attempts.
+      status.swap = { ...status.swap, ...current };
       const r = await runOf('swap', step).swapAttempt(input);
       if (r.done) break;
       status.swap.waitingFor = describeBlockers(r.reason, r.blockers);
