@@ -50,6 +50,7 @@ import {
   type CutoverSinks,
   type ProgressReport,
   type RunStatus,
+  type SwapBlocker,
   type ThrottleRequest,
 } from './definitions';
 import { formatDuration, renderDetails } from './details';
@@ -65,6 +66,8 @@ export interface BlueGreenInput {
 export interface BlueGreenResult {
   outcome: 'completed' | 'rolled-back';
   reason?: string;
+  /** An abort that arrived after the point of no return (cleanup): recorded, not acted on. */
+  abortRefused?: string;
   stepsDone: string[];
   undone: string[];
 }
@@ -76,6 +79,18 @@ const control = proxyActivities<typeof activities>(shortActivity);
 const acts = (options: ActivityOptions) => proxyActivities<typeof activities>(options);
 
 const { cutoverMetrics } = proxySinks<CutoverSinks>();
+
+/**
+ * The old table's name after the swap: `<table>_old_<yyyymmddhhmmss>` from the run's start time,
+ * so a later change of the same table never collides with this one's archive (and the name says
+ * when). Plan table names are plain ASCII identifiers, so characters are bytes: cut the table
+ * part to keep within PostgreSQL's 63.
+ */
+export function archiveTableName(table: string, startedAt: Date): string {
+  const stamp = startedAt.toISOString().replace(/[-:T]/g, '').replace(/\..*$/, '');
+  const tail = `_old_${stamp}`;
+  return table.slice(0, 63 - tail.length) + tail;
+}
 
 class RollbackRequested extends Error {
   override name = 'RollbackRequested';
@@ -117,6 +132,8 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   const ctx: OptionsContext = { router: settings.router };
   const approved = new Set<string>();
   let abort: AbortRequest | undefined;
+  /** Set when cleanup starts: from then on nothing is undone and an abort is refused. */
+  let pastNoReturn = false;
   const useSearchAttributes =
     workflowInfo().typedSearchAttributes.get(stageSearchAttribute) !== undefined;
 
@@ -158,6 +175,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     },
   );
   setHandler(abortSignal, (req) => {
+    if (pastNoReturn) {
+      // The old table no longer follows the new one: rolling back now would lose writes.
+      status.abortRefused ??= `abort refused (${req.reason || 'aborted by operator'}): past the point of no return (${status.pointOfNoReturn})`;
+      log.warn(status.abortRefused);
+      return;
+    }
     abort ??= { reason: req.reason || 'aborted by operator', keepShadow: req.keepShadow };
   });
   const sendControl = async (settingsChange: Partial<ThrottleRequest & { paused: boolean }>) => {
@@ -362,6 +385,94 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   const undoOf = <K extends StepKind>(kind: K, step: ResolvedStepOf<K>) =>
     acts(specOf(kind).undoOptions!(step, ctx));
 
+  const defaultArchive = () => archiveTableName(change.source.table, workflowInfo().startTime);
+
+  const describeBlockers = (reason: string, blockers: SwapBlocker[]): string => {
+    if (!blockers.length)
+      return reason === 'blocked' ? 'a transaction on the tables' : 'lock not granted in time';
+    const b = blockers[0]!;
+    return `${reason === 'blocked' ? 'waiting for' : 'lock timeout behind'} pid ${b.pid} (transaction open ${b.ageSeconds}s, ${b.waiting ? 'itself waiting for a lock' : b.state}): ${b.query}`;
+  };
+
+  /** Waits between attempts: growing, jittered (Math.random is deterministic in workflows). */
+  const swapPause = (attempt: number) => {
+    const base = Math.min(500 * 2 ** Math.min(attempt - 1, 6), 5000);
+    return Math.round(base / 2 + Math.random() * (base / 2));
+  };
+
+  const swap = async (step: ResolvedStepOf<'swap'>) => {
+    const archive = step.archive ?? defaultArchive();
+    const input = {
+      change,
+      archive,
+      lockTimeoutMs: step.lockTimeoutMs,
+      directions: plan.readsOnly ? ('forward' as const) : ('both' as const),
+    };
+    const reversible = change.down !== undefined;
+    const current = (status.swap = { state: 'waiting' as const, archive, attempts: 0, reversible });
+    await runOf('swap', step).swapPrepare(input);
+    if (reversible)
+      // Pushed before the first attempt: the swap-back reads the database's record, so an abort
+      // that crosses a committing attempt still finds and undoes it.
+      undos.push({
+        step: step.id,
+        run: async () => {
+          status.swap = { ...status.swap!, state: 'swapping-back' };
+          let swappedBack = false;
+          for (let attempt = 1; ; attempt++) {
+            const r = await undoOf('swap', step).swapBackAttempt(input);
+            if (r.done) {
+              swappedBack = r.swappedBack;
+              break;
+            }
+            status.swap.waitingFor = describeBlockers(r.reason, r.blockers);
+            status.swap.blockers = r.blockers;
+            await sleep(swapPause(attempt));
+          }
+          status.swap = {
+            ...status.swap,
+            // The database's record decides: an attempt that never committed left nothing to undo.
+            state: swappedBack ? 'swapped-back' : 'not-swapped',
+            waitingFor: undefined,
+            blockers: [],
+          };
+          await acts(stepSpecs.swap.validateKeysUndoOptions).swapValidateKeys(input);
+        },
+      });
+    const giveUpAt = Date.now() + step.maxWaitSeconds * 1000;
+    for (let attempt = 1; ; attempt++) {
+      current.attempts = attempt;
+      // The last attempt's blocker stays shown while the next one runs: what the status says
+      // is always the latest thing the swap found, never a blank between two attempts.
+      status.swap = { ...status.swap, ...current };
+      const r = await runOf('swap', step).swapAttempt(input);
+      if (r.done) break;
+      status.swap.waitingFor = describeBlockers(r.reason, r.blockers);
+      status.swap.blockers = r.blockers;
+      setCurrentDetails(`**${change.name}**: swap waiting: ${status.swap.waitingFor}`);
+      if (Date.now() >= giveUpAt)
+        throw ApplicationFailure.nonRetryable(
+          `swap gave up after ${step.maxWaitSeconds}s (${attempt} attempts; nothing was changed): ${status.swap.waitingFor}`,
+          'SwapTimedOut',
+        );
+      await sleep(swapPause(attempt));
+    }
+    status.swap = {
+      state: 'swapped',
+      archive,
+      attempts: current.attempts,
+      reversible,
+      swappedAt: new Date().toISOString(),
+    };
+    if (!reversible) {
+      // No down mapping: the archive does not follow the new table, so there is no way back.
+      pastNoReturn = true;
+      status.pointOfNoReturn = `swap ${step.id} (the plan has no down mapping)`;
+      undos.length = 0;
+    }
+    await acts(stepSpecs.swap.validateKeysOptions).swapValidateKeys(input);
+  };
+
   const handlers: StepHandlers = {
     backup: async (step) => {
       await runOf('backup', step).backupRun({
@@ -457,8 +568,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       await runOf('hook', step).hookRun(step.hook);
       undos.push({ step: step.id, run: () => undoOf('hook', step).hookUndo(step.hook) });
     },
+    swap: (step) => swap(step),
     cleanup: async (step) => {
-      if (settings.rollbackWindowSeconds > 0 && status.routePercent > 0) {
+      if (
+        settings.rollbackWindowSeconds > 0 &&
+        (status.routePercent > 0 || status.swap?.state === 'swapped')
+      ) {
         // Reverse sync stays on: a late problem can still roll back with nothing lost.
         status.windowEndsAt = new Date(
           Date.now() + settings.rollbackWindowSeconds * 1000,
@@ -469,13 +584,20 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         });
         status.windowEndsAt = undefined;
       }
+      if (abort) throw new RollbackRequested(`aborted: ${abort.reason}`);
       // The point of no return (stepSpecs.cleanup.undo): from here on the old table is no
-      // longer kept in sync, so no earlier undo may run any more.
-      await runOf('cleanup', step).cleanupRun.executeWithOptions(
-        { summary: 'cleanup: stop reverse sync (point of no return)' },
-        [{ plan, oldTable: step.oldTable }],
-      );
+      // longer kept in sync, so nothing is undone any more and an abort is refused (and says so).
+      pastNoReturn = true;
+      status.pointOfNoReturn = `cleanup of step ${step.id}`;
       undos.length = 0;
+      const archive = status.swap?.archive ?? defaultArchive();
+      await CancellationScope.nonCancellable(() =>
+        runOf('cleanup', step).cleanupRun.executeWithOptions(
+          { summary: 'cleanup: stop reverse sync (point of no return)' },
+          [{ plan, oldTable: step.oldTable, archive }],
+        ),
+      );
+      if (status.swap) status.swap.state = 'finished';
       if (step.oldTable === 'drop' && step.retentionHours > 0) {
         status.windowEndsAt = new Date(Date.now() + step.retentionHours * 3_600_000).toISOString();
         refresh();
@@ -484,7 +606,8 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         });
         status.windowEndsAt = undefined;
       }
-      if (step.oldTable === 'drop') await runOf('cleanup', step).cleanupDropArchive({ plan });
+      if (step.oldTable === 'drop')
+        await runOf('cleanup', step).cleanupDropArchive({ plan, archive });
     },
   };
 
@@ -514,7 +637,11 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   let reason: string | undefined;
   try {
     await Promise.race([running, condition(() => abort !== undefined)]);
-    if (abort) {
+    if (abort && pastNoReturn) {
+      // It came in together with the start of cleanup: too late to act on, so it is recorded.
+      status.abortRefused ??= `abort refused (${abort.reason}): past the point of no return (${status.pointOfNoReturn})`;
+      await running;
+    } else if (abort) {
       scope.cancel();
       await running.catch(() => {});
       reason = `aborted: ${abort.reason}`;
@@ -545,7 +672,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     status.step = undefined;
     setStage('done');
     await handlersFinished();
-    return { outcome: 'completed', stepsDone: status.stepsDone, undone: [] };
+    return {
+      outcome: 'completed',
+      stepsDone: status.stepsDone,
+      undone: [],
+      ...(status.abortRefused ? { abortRefused: status.abortRefused } : {}),
+    };
   }
 
   status.state = 'rolling-back';
@@ -571,7 +703,8 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   });
   status.state = failure ? 'failed' : 'rolled-back';
   status.step = undefined;
-  setStage('rolled-back');
+  // Past the point of no return nothing was undone: say so rather than "rolled back".
+  setStage(pastNoReturn ? 'failed-after-point-of-no-return' : 'rolled-back');
   await handlersFinished();
   if (failure) {
     throw ApplicationFailure.nonRetryable(

@@ -128,6 +128,40 @@ export interface RunStatus {
    * the step fails, before the undos run.
    */
   error?: string;
+  /** The cut-over, once the swap step has started. */
+  swap?: SwapStatus;
+  /**
+   * Set when cleanup started (the point of no return): from then on an abort is refused and the
+   * run ends as completed.
+   */
+  pointOfNoReturn?: string;
+  /** An abort that arrived after the point of no return: recorded, not acted on. */
+  abortRefused?: string;
+}
+
+export interface SwapBlocker {
+  pid: number;
+  ageSeconds: number;
+  state: string;
+  waiting: boolean;
+  query: string;
+}
+
+export interface SwapStatus {
+  /**
+   * waiting: trying to take the locks; swapped: the new table has the name; swapped-back: undone
+   * by a swap in the other direction; not-swapped: rolled back before any swap committed.
+   */
+  state: 'waiting' | 'swapped' | 'swapping-back' | 'swapped-back' | 'not-swapped' | 'finished';
+  /** The old table's name after the swap. */
+  archive: string;
+  attempts: number;
+  /** Why the last attempt did not swap: a long transaction on the tables, or the lock timeout. */
+  waitingFor?: string;
+  blockers?: SwapBlocker[];
+  swappedAt?: string;
+  /** False when the plan has no down mapping: the swap itself is then the point of no return. */
+  reversible: boolean;
 }
 
 export const statusQuery = defineQuery<RunStatus>('status');

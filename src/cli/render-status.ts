@@ -31,6 +31,16 @@ export function renderReport(r: RunReport): string {
     if (s.rowsCopied !== undefined) lines.push(`  copied     ${s.rowsCopied} rows`);
     for (const c of s.lastChecks)
       lines.push(`  check      ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
+    if (s.swap) {
+      const sw = s.swap;
+      lines.push(
+        `  swap       ${sw.state}: old table ${sw.state === 'swapped' || sw.state === 'finished' ? 'archived as' : 'to be archived as'} ${sw.archive} (attempt ${sw.attempts})${sw.reversible ? '' : ', no swap-back (no down mapping)'}`,
+      );
+      if (sw.waitingFor && sw.state !== 'swapped' && sw.state !== 'finished')
+        lines.push(`  swap wait  ${sw.waitingFor}`);
+    }
+    if (s.pointOfNoReturn) lines.push(`  no return  passed: ${s.pointOfNoReturn}`);
+    if (s.abortRefused) lines.push(`  abort      ${s.abortRefused}`);
     if (s.error) lines.push(`  error      ${s.error}`);
     if (s.abortReason)
       lines.push(`  rollback   ${s.abortReason}; undone: ${s.undone.join(', ') || 'nothing yet'}`);

@@ -30,6 +30,7 @@ import { type PreflightSpec, preflightSpec, runPreflight } from './preflight';
 import { offlineProblems, withConnection, type ResolvedStage } from './stages';
 import type { ColumnMapping, ResolvedChange, TableRef } from './types';
 import { computedKeyProblems } from '../sql/key-mapping';
+import { inspectDependents } from '../swap/dependents';
 
 export interface CheckOptions {
   fileName?: string;
@@ -333,6 +334,9 @@ async function checkDefinition(
       await validateSteps(client, plan, change, readsOnly, stages, problems, options.env);
 
     const deferred: DeferredObject[] = await deferrableObjects(client, targetOid, key);
+    // What points at the old table and what the swap does with each (shown by `cutover plan`);
+    // the swap step's validate refuses the ones it cannot carry.
+    const dependents = await inspectDependents(client, source);
     if (problems.length > 0) return fail();
 
     const resolved: ResolvedPlan = {
@@ -355,6 +359,7 @@ async function checkDefinition(
       },
       stages,
       settings: runSettings(plan),
+      dependents,
     };
     const spec = await preflightSpec(client, resolved.change, {
       sourceColumns,

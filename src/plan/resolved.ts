@@ -5,6 +5,7 @@
  */
 import type { RunSettings } from './run-settings';
 import type { DeferredObject } from './catalog';
+import type { Dependent } from '../swap/dependents';
 import type { PlanFile, PlanMonitorCheck } from './schema';
 import type { ResolvedStage } from './stages';
 import type { ResolvedChange } from './types';
@@ -51,6 +52,11 @@ export interface ResolvedPlan {
     checks: PlanMonitorCheck[];
   };
   stages: ResolvedStage[];
+  /**
+   * What points at the old table (or belongs to it) and what the swap does with each, as found
+   * by the plan check. Optional: runs recorded before it existed.
+   */
+  dependents?: Dependent[];
   /** Run settings from the plan's `run:` section. Optional: runs recorded before it existed. */
   settings?: PlanRunSettings;
 }

@@ -1,6 +1,6 @@
 /**
  * The stage list as data: the workflow walks it step by step. Defaults follow docs/design.md —
- * prepare → validate → approval → shift → approval → cleanup — and a plan may replace them with
+ * prepare → validate → approval → shift → swap → approval → cleanup — and a plan may replace them with
  * its own `stages` (e.g. to add hooks). Every step gets a unique `id` for status and signals.
  */
 import { resolveStep, stepKinds, type PlanStep, type ResolvedStep } from '../steps/schemas';
@@ -45,6 +45,7 @@ export function defaultStages(plan: PlanFile): PlanStage[] {
     { name: 'validate', steps: validate },
     { name: 'approve-shift', steps: [{ kind: 'approval', gate: 'shift', auto: false }] },
     { name: 'shift', steps: shift },
+    { name: 'swap', steps: [{ kind: 'swap', lockTimeoutMs: 1000, maxWaitSeconds: 600 }] },
     { name: 'approve-cleanup', steps: [{ kind: 'approval', gate: 'cleanup', auto: false }] },
     { name: 'cleanup', steps: [{ kind: 'cleanup', oldTable: 'archive', retentionHours: 168 }] },
   ];
@@ -131,6 +132,26 @@ export function resolveStages(
           message: `a "${rule.kind}" step must come before "${after}": ${rule.why}`,
         });
     }
+  // The swap's own rules (beyond `after` in its spec): every route step comes before it, and
+  // cleanup, which ends its rollback window, after it.
+  const swapAt = at('swap');
+  const routeAfterSwap = given
+    .flatMap((s) => s.steps)
+    .slice((swapAt ?? Infinity) + 1)
+    .some((s) => s.kind === 'route');
+  if (routeAfterSwap)
+    problems.push({
+      path: 'stages',
+      message:
+        'a "route" step after the "swap": once swapped, the original name holds the new table, so routing means nothing; move the route steps before the swap',
+    });
+  const cleanupAt = at('cleanup');
+  if (swapAt !== undefined && cleanupAt !== undefined && cleanupAt < swapAt)
+    problems.push({
+      path: 'stages',
+      message:
+        'the "cleanup" step must come after the "swap": cleanup ends the swap’s rollback window',
+    });
   return { stages, problems };
 }
 

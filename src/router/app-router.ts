@@ -16,7 +16,11 @@ export interface CreateRouterOptions {
   refreshIntervalMs?: number;
   /** Wait before trying to re-open a dropped LISTEN connection. Default 1000 ms. */
   reconnectDelayMs?: number;
-  /** Table names; enables router.table(key). */
+  /**
+   * Table names as before the swap; enables router.table(key). Once the swap has given the new
+   * table the old name (the route row says so), table() returns `old` for every key: that name
+   * now holds the data. After a swap-back it routes by percent again.
+   */
   tables?: { old: string; new: string };
   /** application_name of the router's sessions. */
   applicationName?: string;
@@ -27,6 +31,7 @@ export interface RouteChangeEvent {
   previous: number;
   percent: number;
   version: number;
+  swapped: boolean;
 }
 
 export type RouterMode = 'starting' | 'listen' | 'poll' | 'closed';
@@ -34,10 +39,12 @@ export type RouterMode = 'starting' | 'listen' | 'poll' | 'closed';
 export interface Router {
   /** 'new' when the key's bucket is below the current percent, else 'old'. Before ready(): 'old'. */
   target(key: string | number): Side;
-  /** The table name for the key's side (needs the `tables` option). */
+  /** The table that holds the key's data (needs the `tables` option); see `tables`. */
   table(key: string | number): string;
   /** The current percent of keys routed to new. */
   readonly percent: number;
+  /** True while the swap has given the new table the original name. */
+  readonly swapped: boolean;
   /** Version of the route as last read (0 when no route was ever set). */
   readonly version: number;
   /** 'listen' while changes arrive by NOTIFY, 'poll' while falling back to polling. */
@@ -57,6 +64,7 @@ type ListenConn = { client: pg.Client | pg.PoolClient; release: (err?: Error) =>
 
 class PgRouter extends EventEmitter implements Router {
   private _percent = 0;
+  private _swapped = false;
   private _version = -1;
   private _mode: RouterMode = 'starting';
   private readonly pool: pg.Pool;
@@ -90,6 +98,9 @@ class PgRouter extends EventEmitter implements Router {
   get percent(): number {
     return this._percent;
   }
+  get swapped(): boolean {
+    return this._swapped;
+  }
   get version(): number {
     return Math.max(this._version, 0);
   }
@@ -103,7 +114,8 @@ class PgRouter extends EventEmitter implements Router {
 
   table(key: string | number): string {
     if (!this.opts.tables) throw new Error('router.table() needs the `tables` option');
-    return this.opts.tables[this.target(key)];
+    // The swap renames the new table to the old name: every key's data is under that name now.
+    return this._swapped ? this.opts.tables.old : this.opts.tables[this.target(key)];
   }
 
   ready(): Promise<void> {
@@ -164,7 +176,8 @@ class PgRouter extends EventEmitter implements Router {
       } catch {
         return;
       }
-      if (notice.migration === this.opts.migration) this.apply(notice.percent, notice.version);
+      if (notice.migration === this.opts.migration)
+        this.apply(notice.percent, notice.version, notice.swapped === true);
     });
     this.listenConn = conn;
     await conn.client.query(`LISTEN ${ROUTE_CHANNEL}`);
@@ -238,18 +251,20 @@ class PgRouter extends EventEmitter implements Router {
 
   private async refresh(): Promise<void> {
     const route = await getRoute(this.pool, this.opts.migration);
-    if (route) this.apply(route.percent, route.version);
-    else this.apply(0, 0);
+    if (route) this.apply(route.percent, route.version, route.swapped);
+    else this.apply(0, 0, false);
   }
 
-  private apply(percent: number, version: number): void {
+  private apply(percent: number, version: number, swapped: boolean): void {
     // Notifications and reads can arrive out of order; the version says which is newer.
     if (version <= this._version) return;
     const previous = this._percent;
+    const wasSwapped = this._swapped;
     this._percent = percent;
+    this._swapped = swapped;
     this._version = version;
-    if (previous !== percent) {
-      this.emit('change', { migration: this.opts.migration, previous, percent, version });
+    if (previous !== percent || wasSwapped !== swapped) {
+      this.emit('change', { migration: this.opts.migration, previous, percent, version, swapped });
     }
   }
 

@@ -15,6 +15,8 @@ export interface Route {
   percent: number;
   version: number;
   updatedAt: Date;
+  /** True once the swap gave the new table the original name (until a swap-back). */
+  swapped: boolean;
 }
 
 /** The NOTIFY payload. */
@@ -22,6 +24,8 @@ export interface RouteNotice {
   migration: string;
   percent: number;
   version: number;
+  /** Absent in notices of older versions: read as false. */
+  swapped?: boolean;
 }
 
 export interface RouteChange {
@@ -39,7 +43,8 @@ CREATE TABLE IF NOT EXISTS cutover.routes (
   migration   text PRIMARY KEY,
   percent_new integer NOT NULL CHECK (percent_new BETWEEN 0 AND 100),
   version     bigint NOT NULL,
-  updated_at  timestamptz NOT NULL DEFAULT now()
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  swapped     boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE cutover.routes IS 'cutover traffic routes: percent of keys sent to the new table, per migration';
 `;
@@ -77,12 +82,14 @@ function rowToRoute(r: {
   percent_new: number;
   version: string;
   updated_at: Date;
+  swapped: boolean | null;
 }): Route {
   return {
     migration: r.migration,
     percent: r.percent_new,
     version: Number(r.version),
     updatedAt: r.updated_at,
+    swapped: r.swapped === true,
   };
 }
 
@@ -93,7 +100,9 @@ export async function getRoute(
 ): Promise<Route | undefined> {
   try {
     const res = await client.query(
-      'SELECT migration, percent_new, version, updated_at FROM cutover.routes WHERE migration = $1',
+      // to_jsonb: a routes table created before the swapped column existed still reads.
+      `SELECT migration, percent_new, version, updated_at, (to_jsonb(r) ->> 'swapped')::boolean AS swapped
+         FROM cutover.routes r WHERE migration = $1`,
       [migration],
     );
     return res.rows[0] ? rowToRoute(res.rows[0]) : undefined;
@@ -136,7 +145,8 @@ export async function setRoute(
       [migration],
     );
     const cur = await client.query(
-      'SELECT percent_new, version FROM cutover.routes WHERE migration = $1 FOR UPDATE',
+      `SELECT percent_new, version, (to_jsonb(r) ->> 'swapped')::boolean AS swapped
+         FROM cutover.routes r WHERE migration = $1 FOR UPDATE`,
       [migration],
     );
     const previous: number = cur.rows[0].percent_new;
@@ -162,7 +172,12 @@ export async function setRoute(
         version: Number(upd.rows[0].version),
         changed: true,
       };
-      const notice: RouteNotice = { migration, percent, version: change.version };
+      const notice: RouteNotice = {
+        migration,
+        percent,
+        version: change.version,
+        swapped: cur.rows[0].swapped === true,
+      };
       await client.query('SELECT pg_notify($1, $2)', [ROUTE_CHANNEL, JSON.stringify(notice)]);
     }
     if (beforeCommit) await beforeCommit(change);

@@ -14,6 +14,7 @@ import * as route from './route';
 import type { ResolvedStep, ResolvedStepOf, StepKind } from './schemas';
 import * as shadow from './shadow';
 import * as sqlcheck from './sqlcheck';
+import * as swap from './swap';
 import * as sync from './sync';
 import type { ValidateContext } from './validate-context';
 import * as verify from './verify';
@@ -34,6 +35,7 @@ export const stepIo = {
   route,
   monitor,
   hook,
+  swap,
   cleanup,
 } satisfies { [K in StepKind]: StepIo<K> };
 

@@ -15,6 +15,7 @@ import * as monitor from './monitor/schema';
 import * as route from './route/schema';
 import * as shadow from './shadow/schema';
 import * as sqlcheck from './sqlcheck/schema';
+import * as swap from './swap/schema';
 import * as sync from './sync/schema';
 import * as verify from './verify/schema';
 import type { ResolveContext } from './types';
@@ -31,6 +32,7 @@ export const stepModules = {
   route,
   monitor,
   hook,
+  swap,
   cleanup,
 };
 

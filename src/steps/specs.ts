@@ -14,6 +14,7 @@ import { spec as route } from './route/spec';
 import type { ResolvedStepOf, StepKind } from './schemas';
 import { spec as shadow } from './shadow/spec';
 import { spec as sqlcheck } from './sqlcheck/spec';
+import { spec as swap } from './swap/spec';
 import { spec as sync } from './sync/spec';
 import type { StepSpec } from './types';
 import { spec as verify } from './verify/spec';
@@ -30,6 +31,7 @@ export const stepSpecs = {
   route,
   monitor,
   hook,
+  swap,
   cleanup,
 } satisfies { [K in StepKind]: StepSpec<ResolvedStepOf<K>> };
 

@@ -143,10 +143,12 @@ shift:
 
     // Independently of the workflow's own verification: the archived old table and the new
     // table hold the same rows, and they are exactly the rows the old table had at the start.
-    expect(await tableExists(e2e.db, 'public.orders')).toBe(false);
-    expect(await differingRows(e2e.db, 'public.orders_archived', 'public.orders_v2')).toBe(0);
-    expect(await tableFingerprint(e2e.db, 'public.orders_v2')).toEqual(before);
-    expect(await tableFingerprint(e2e.db, 'public.orders_archived')).toEqual(before);
+    // After the swap the new table has the old name and the old one is the run's archive.
+    const archive = `public.${final.swap!.archive}`;
+    expect(await tableExists(e2e.db, 'public.orders_v2')).toBe(false);
+    expect(await differingRows(e2e.db, archive, 'public.orders')).toBe(0);
+    expect(await tableFingerprint(e2e.db, 'public.orders')).toEqual(before);
+    expect(await tableFingerprint(e2e.db, archive)).toEqual(before);
     expect(await userTriggers(e2e.db)).toBe(0);
 
     const shown = await e2e.cli(['status', PLAN, '--json']);

@@ -73,6 +73,7 @@ describe('example plans', () => {
       'validate',
       'approve-shift',
       'shift',
+      'swap',
       'approve-cleanup',
       'cleanup',
     ]);

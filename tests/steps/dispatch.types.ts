@@ -19,6 +19,7 @@ export const complete: StepHandlers = {
   route: noop,
   monitor: noop,
   hook: noop,
+  swap: noop,
   cleanup: noop,
 };
 
@@ -36,6 +37,7 @@ export const missingHook: StepHandlers = {
   approval: noop,
   route: noop,
   monitor: noop,
+  swap: noop,
   cleanup: noop,
 };
 

@@ -58,7 +58,8 @@ describe('step-kind registry', () => {
       if (kind === 'approval') expect(s.options).toBeUndefined();
       else expect(s.options, kind).toBeTypeOf('function');
     }
-    // The point of no return is explicit, and only cleanup has it today.
+    // The point of no return is explicit, and only cleanup has it (the swap has an undo, the
+    // swap-back; only a plan without a down mapping makes the swap itself final, at run time).
     expect(stepKinds.filter((k) => spec(k).undo.kind === 'none')).toEqual(['cleanup']);
   });
 
@@ -93,7 +94,7 @@ describe('step-kind registry', () => {
 
   it('derives the stage rules from the specs and the docs say the same', () => {
     const once = stepKinds.filter((k) => spec(k).once);
-    expect(once).toEqual(['backup', 'shadow', 'sync', 'backfill', 'index', 'cleanup']);
+    expect(once).toEqual(['backup', 'shadow', 'sync', 'backfill', 'index', 'swap', 'cleanup']);
     const docs = readFileSync('docs/plans.md', 'utf8').replace(/\s+/g, ' ');
     expect(docs).toContain(
       `${once

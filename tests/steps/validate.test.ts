@@ -146,12 +146,14 @@ const cases: Partial<Record<StepKind, Case>> = {
     bad: () => {},
     expect: /CUTOVER_TEST_NO_SUCH_DEPLOY_TOKEN, which is not set/,
   },
-  cleanup: {
-    step: { kind: 'cleanup', id: 'p.cleanup', oldTable: 'archive', retentionHours: 0 },
+  swap: {
+    step: { kind: 'swap', id: 'p.swap', lockTimeoutMs: 1000, maxWaitSeconds: 600 },
     bad: async (_ctx, client) => {
-      await client.query('CREATE TABLE orders_archived (id int)');
+      await client.query(
+        'CREATE MATERIALIZED VIEW orders_by_customer AS SELECT customer, count(*) FROM orders GROUP BY 1',
+      );
     },
-    expect: /public.orders_archived already exists/,
+    expect: /materialized view public\.orders_by_customer: .*drop it before the run/,
   },
 };
 
@@ -180,7 +182,7 @@ const badSteps: Partial<Record<StepKind, ResolvedStep>> = {
 };
 
 /** Kinds whose validate has nothing of its own to refuse (said in their index.ts). */
-const nothingToValidate: StepKind[] = ['index', 'approval'];
+const nothingToValidate: StepKind[] = ['index', 'approval', 'cleanup'];
 
 describe("each step kind's validate", () => {
   it('has a bad-input case here, or is declared to have nothing to validate', () => {

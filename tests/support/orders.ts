@@ -3,11 +3,20 @@ import type { TestDatabase } from './db';
 /**
  * The table most workflow and end-to-end tests change: an orders table like the example app's
  * (integer key, so the standard plan widens it to bigint), with `rows` rows. Drops what an earlier
- * test in the same database left behind. created_at has a fixed default so fingerprints compare.
+ * test in the same database left behind (archives of swaps included). created_at has a fixed default so fingerprints compare.
  */
 export async function seedOrders(db: TestDatabase, rows: number): Promise<void> {
   await db.pool.query(`
-    DROP TABLE IF EXISTS orders_v2, orders, orders_archived CASCADE;
+    DO $$ DECLARE t text; BEGIN
+      -- After a swap, orders_v2 is a view over the new table until cleanup.
+      IF EXISTS (SELECT 1 FROM pg_class WHERE relname = 'orders_v2' AND relkind = 'v'
+                   AND relnamespace = 'public'::regnamespace) THEN
+        DROP VIEW public.orders_v2;
+      END IF;
+      -- Archives of earlier swaps (orders_old_<time>) and the old cleanup's name.
+      FOR t IN SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace
+                 AND (relname IN ('orders_v2', 'orders', 'orders_archived') OR relname LIKE 'orders\\_old\\_%')
+      LOOP EXECUTE format('DROP TABLE IF EXISTS public.%I CASCADE', t); END LOOP; END $$;
     DROP SCHEMA IF EXISTS cutover CASCADE;
     CREATE TABLE orders (
       id integer PRIMARY KEY,

@@ -108,17 +108,23 @@ describe('blue-green workflow on the time-skipping server, real activities, real
     expect(Date.now() - started).toBeLessThan(120_000); // 3 h of windows + 24 h rollback window, skipped
     expect(result.outcome).toBe('completed');
     expect(result.stepsDone).toEqual(plan.stages.flatMap((s) => s.steps.map((st) => st.id)));
-    expect(await tableExists(db, 'public.orders_archived')).toBe(true);
-    expect(await tableExists(db, 'public.orders')).toBe(false);
+    // The swap gave the new table the old name; the old table is the run's archive.
+    const archives = await db.pool.query<{ relname: string }>(
+      `SELECT relname FROM pg_class WHERE relname LIKE 'orders\\_old\\_%' AND relkind = 'r'`,
+    );
+    expect(archives.rows).toHaveLength(1);
+    const archive = archives.rows[0]!.relname;
+    expect(archive).toMatch(/^orders_old_\d{14}$/);
+    expect(await tableExists(db, 'public.orders_v2')).toBe(false);
     expect(await userTriggers(db)).toBe(0);
     expect(await routePercent(db, 'widen_orders_id')).toBe(100);
     const diff = await db.pool.query(
-      `SELECT count(*)::int AS n FROM ((SELECT * FROM orders_archived EXCEPT SELECT * FROM orders_v2)
-         UNION ALL (SELECT * FROM orders_v2 EXCEPT SELECT * FROM orders_archived)) d`,
+      `SELECT count(*)::int AS n FROM ((SELECT * FROM ${archive} EXCEPT SELECT * FROM orders)
+         UNION ALL (SELECT * FROM orders EXCEPT SELECT * FROM ${archive})) d`,
     );
     expect(diff.rows[0].n).toBe(0);
     const types = await db.pool.query(
-      `SELECT data_type FROM information_schema.columns WHERE table_name = 'orders_v2' AND column_name = 'id'`,
+      `SELECT data_type FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'id'`,
     );
     expect(types.rows[0].data_type).toBe('bigint');
     // History stays small: its size depends on steps and windows, not on the 500 rows.
@@ -359,8 +365,7 @@ describe('blue-green workflow on the time-skipping server, real activities, real
       await handle.signal(resumeSignal);
       expect((await handle.result()).outcome).toBe('completed');
     });
-    expect((await db.pool.query(`SELECT count(*)::int AS n FROM orders_v2`)).rows[0].n).toBe(
-      20_000,
-    );
+    // Swapped: the new table now has the old name.
+    expect((await db.pool.query(`SELECT count(*)::int AS n FROM orders`)).rows[0].n).toBe(20_000);
   });
 });

@@ -43,6 +43,12 @@ function renderSummary(plan: ResolvedPlan): string {
     `  stages:`,
     renderStages(plan.stages),
   );
+  const swaps = plan.stages.some((s) => s.steps.some((step) => step.kind === 'swap'));
+  if (plan.dependents?.length)
+    lines.push(
+      `  dependents of ${t(c.source)} (${swaps ? 'what the swap does with each' : 'no swap step: the new table keeps its own name'}):`,
+      ...plan.dependents.map((d) => `    ${d.kind.padEnd(17)} ${d.name}: ${d.action}`),
+    );
   return lines.join('\n') + '\n';
 }
 

@@ -23,6 +23,7 @@ import { type DeferredObject, deferrableObjects, tableComment, tableOid } from '
 import { executeTargetDdl } from '../../plan/ddl';
 import type { ResolvedPlan } from '../../plan/resolved';
 import type { TableRef } from '../../plan/types';
+import { alignSequences } from '../../swap/finish';
 
 export interface ShadowOptions {
   /** Use this client instead of opening one from the plan's named connection. */
@@ -141,6 +142,9 @@ export async function shadowRun(
               );
             for (const d of deferred.filter((x) => x.kind === 'index'))
               await client.query(`DROP INDEX ${quoteQualified(target.schema, d.name)}`);
+            // Inserts into the new table (routed ones, or after the swap) draw from the old
+            // table's sequences from the first one on, so no key is handed out twice.
+            await alignSequences(client, plan.change.source, target);
             const marker: ShadowMarker = { cutover: 'shadow', plan: plan.change.name, deferred };
             // COMMENT takes no bind parameters; format(%L) quotes the literal server-side.
             const { rows } = await client.query<{ sql: string }>(

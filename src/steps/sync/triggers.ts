@@ -27,6 +27,7 @@ import { UserError } from '../../errors';
 import type { ColumnMapping, ResolvedChange, TableRef } from '../../plan/types';
 import { sqlLiteral, syncNames } from './names';
 import { clearSyncDebt, debtTable, drainSyncDebt, ensureDebtTable, type DrainResult } from './debt';
+import { readSwapRecord, swappedChange } from '../../swap/swap';
 
 export type SyncDirection = 'forward' | 'reverse';
 
@@ -513,7 +514,14 @@ export async function enableReverse(input: SyncInput): Promise<void> {
  * final drop of the sync drain too.
  */
 export async function syncDrain(input: { change: ResolvedChange }): Promise<DrainResult> {
-  return withConnection(input.change, (c) => drainSyncDebt(c, input.change, { timeoutMs: 20_000 }));
+  return withConnection(input.change, async (c) => {
+    // After the swap the reverse sync runs new → archive under the swapped names; the database's
+    // swap record says which names are current (a swap-back puts the plan's names back).
+    const record = await readSwapRecord(c, input.change.name);
+    const change =
+      record?.state === 'swapped' ? swappedChange(input.change, record.archive) : input.change;
+    return drainSyncDebt(c, change, { timeoutMs: 20_000 });
+  });
 }
 
 /** Drops only the reverse trigger (undo of enableReverse); idempotent. */
