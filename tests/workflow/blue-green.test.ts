@@ -147,9 +147,15 @@ describe('blue-green workflow on the time-skipping server, real activities, real
     expect(calls.filter((c) => c === 'backfillSplitRanges').length).toBe(2);
     expect(calls.filter((c) => c === 'backfillRun').length).toBe(3);
     expect(calls.filter((c) => c === 'verify').length).toBe(3);
+    // The swap gave the new table the old name; the old table is the run's archive.
+    const archives = await db.pool.query<{ relname: string }>(
+      `SELECT relname FROM pg_class WHERE relname LIKE 'orders\\_old\\_%' AND relkind = 'r'`,
+    );
+    expect(archives.rows).toHaveLength(1);
+    const archive = archives.rows[0]!.relname;
     const diff = await db.pool.query(
-      `SELECT count(*)::int AS n FROM ((SELECT * FROM orders_archived EXCEPT SELECT * FROM orders_v2)
-         UNION ALL (SELECT * FROM orders_v2 EXCEPT SELECT * FROM orders_archived)) d`,
+      `SELECT count(*)::int AS n FROM ((SELECT * FROM ${archive} EXCEPT SELECT * FROM orders)
+         UNION ALL (SELECT * FROM orders EXCEPT SELECT * FROM ${archive})) d`,
     );
     expect(diff.rows[0].n).toBe(0);
   });
