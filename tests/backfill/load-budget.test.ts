@@ -95,7 +95,8 @@ describe('load budget', () => {
   });
 
   it('slows down while more application backends are active than maxLoad allows', async () => {
-    await createAccounts(db.pool, 30_000);
+    // Big enough that the backfill cannot finish before the load arrives, even on a fast machine.
+    await createAccounts(db.pool, 120_000);
     const client = await connect('backfill-under-test');
     const seen: BackfillProgress[] = [];
     const run = runBackfill(client, change, {
@@ -114,8 +115,9 @@ describe('load budget', () => {
       () => seen.some((p) => /^[4-9]\d* active backends ≥ 3$/.test(p.throttled ?? '')),
       'the throttle to name the active backends',
     );
-    const slowed = [...seen].reverse().find((p) => p.throttled !== null)!;
+    const slowed = seen.find((p) => /active backends/.test(p.throttled ?? ''))!;
     expect(slowed.loadThrottle!.duty).toBeLessThan(1);
+    expect(slowed.rowsDone).toBeLessThan(120_000);
     await db.pool.query(
       `SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'synthetic-load'`,
     );
@@ -123,10 +125,11 @@ describe('load budget', () => {
     const mark = seen.length;
     const result = await run;
     await client.end();
+    // Back to full speed once the load is gone, and every row copied exactly.
     expect(seen.slice(mark).some((p) => p.loadThrottle?.duty === 1 && p.throttled === null)).toBe(
       true,
     );
-    expect(result.progress.rowsDone).toBe(30_000);
+    expect(result.progress.rowsDone).toBe(120_000);
     expect(await mappingDifferences(db.pool)).toBe(0);
   });
 
@@ -181,7 +184,7 @@ describe('load budget', () => {
   });
 
   it('holds verification at the critical threshold too', async () => {
-    await createAccounts(db.pool, 20_000);
+    await createAccounts(db.pool, 60_000);
     const c = await connect('fill');
     await runBackfill(c, change, {});
     await c.end();
@@ -191,26 +194,40 @@ describe('load budget', () => {
     onTestFinished(() => endAll(holder, waiter));
     await holder.query('BEGIN; LOCK TABLE lock_me');
     const waiting = waiter.query('BEGIN; LOCK TABLE lock_me').catch(() => {});
-    const seen: VerifyProgress[] = [];
-    const running = verifyTables(change, {
-      chunkSize: 1_000,
-      loadBudget: resolveLoadBudget({ ...fast, criticalLoad: { lockWaits: 1 } }),
-      onProgress: (p) => {
-        seen.push({ ...p });
-      },
-    });
-    // Chunks run until the first judgement at the end of a window; after that, nothing.
-    await new Promise((r) => setTimeout(r, 1_500));
-    const held = seen.length;
-    await new Promise((r) => setTimeout(r, 1_500));
-    expect(seen.length).toBe(held);
-    expect(held).toBeLessThan(20);
+    await waitFor(async () => {
+      const r = await db.pool.query(
+        `SELECT 1 FROM pg_stat_activity WHERE application_name = 'synthetic-load'
+            AND wait_event_type = 'Lock'`,
+      );
+      return r.rowCount === 1;
+    }, 'the application session to wait for its lock');
+    const beats: (VerifyProgress & { throttled?: string | null })[] = [];
+    const env = new MockActivityEnvironment();
+    env.on('heartbeat', (d: VerifyProgress) => beats.push({ ...d }));
+    const running = env.run(verify, {
+      change,
+      verify: { chunkSize: 1_000 },
+      loadBudget: { ...fast, criticalLoad: { lockWaits: 1 } },
+    }) as Promise<VerifyResult>;
+    // The governor judges at the end of its first window and holds from then on, telling why.
+    await waitFor(
+      () => beats.some((b) => /^critical: 1 lock waits ≥ 1$/.test(b.throttled ?? '')),
+      'verification to be held at the critical threshold',
+    );
+    const held = beats.at(-1)!.chunks;
+    expect(held).toBeLessThan(60);
+    const beatsWhenHeld = beats.length;
+    await new Promise((r) => setTimeout(r, 2_500));
+    // Still alive (it heartbeats while holding) and not one chunk further.
+    expect(beats.length).toBeGreaterThan(beatsWhenHeld);
+    expect(Math.max(...beats.slice(beatsWhenHeld).map((b) => b.chunks))).toBe(held);
     await holder.query('COMMIT');
     await waiting;
     await waiter.query('COMMIT');
     const result = await running;
     expect(result.ok).toBe(true);
-    expect(result.sourceRows).toBe(20_000);
+    expect(result.sourceRows).toBe(60_000);
+    expect(result.chunks).toBeGreaterThan(held);
   });
 });
 
