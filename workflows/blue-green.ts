@@ -374,6 +374,9 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       ),
     );
     status.rowsCopied = results.reduce((n, p) => n + p.rowsDone, 0);
+    // A range does not settle the sync debt itself (another range's batch may still be in
+    // flight); with every range done, no copy can land after this drain.
+    if (patched('drain-after-ranges')) await control.syncDrain({ change });
   };
 
   // One handler per step kind. The type demands an entry for every kind in the registry

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { installSync, removeSync } from '../../src/steps/sync/triggers';
+import { drainSyncDebt } from '../../src/steps/sync/debt';
 import {
   backfillControl,
   backfillRun,
@@ -56,36 +57,41 @@ const waitingOnLock = (app: string) => async () => {
   return (r.rowCount ?? 0) > 0;
 };
 
-describe.each<GhostGuard>(['lock', 'sweep'])('backfill under concurrent writes (%s)', (guard) => {
-  it('ends with both tables identical under the mapping', async () => {
-    await createAccounts(db.pool, 20_000);
-    const client = await connect();
-    await installSync(client, { change, directions: 'forward' });
-    const load = startWorkload(db.url, 4, 20_000);
-    try {
-      // Let the workload run a little before the copy starts, and throughout it.
-      await new Promise((r) => setTimeout(r, 200));
-      const result = await runBackfill(client, change, {
-        ghostGuard: guard,
-        throttle: { batchSize: 300, sleepMs: 2 },
-      });
-      expect(result.cancelled).toBe(false);
-      expect(result.progress.state).toBe('done');
-      await new Promise((r) => setTimeout(r, 200));
-    } finally {
-      const { ops, errors } = await load.stop();
-      expect(errors).toEqual([]);
-      expect(ops).toBeGreaterThan(100);
-      await removeSync(client, { change });
-      await client.end();
-    }
-    expect(await mappingDifferences(db.pool)).toBe(0);
-    const counts = await db.pool.query(
-      `SELECT (SELECT count(*) FROM accounts)::int AS a, (SELECT count(*) FROM accounts_v2)::int AS b`,
-    );
-    expect(counts.rows[0].a).toBe(counts.rows[0].b);
-  });
-});
+describe.each<GhostGuard>(['debt', 'lock', 'sweep'])(
+  'backfill under concurrent writes (%s)',
+  (guard) => {
+    it('ends with both tables identical under the mapping', async () => {
+      await createAccounts(db.pool, 20_000);
+      const client = await connect();
+      await installSync(client, { change, directions: 'forward' });
+      const load = startWorkload(db.url, 4, 20_000);
+      try {
+        // Let the workload run a little before the copy starts, and throughout it.
+        await new Promise((r) => setTimeout(r, 200));
+        const result = await runBackfill(client, change, {
+          ghostGuard: guard,
+          throttle: { batchSize: 300, sleepMs: 2 },
+        });
+        expect(result.cancelled).toBe(false);
+        expect(result.progress.state).toBe('done');
+        await new Promise((r) => setTimeout(r, 200));
+      } finally {
+        const { ops, errors } = await load.stop();
+        expect(errors).toEqual([]);
+        expect(ops).toBeGreaterThan(100);
+        // As backfillRun does after its last batch: deletes that missed a row being copied.
+        await drainSyncDebt(client, change);
+        await removeSync(client, { change });
+        await client.end();
+      }
+      expect(await mappingDifferences(db.pool)).toBe(0);
+      const counts = await db.pool.query(
+        `SELECT (SELECT count(*) FROM accounts)::int AS a, (SELECT count(*) FROM accounts_v2)::int AS b`,
+      );
+      expect(counts.rows[0].a).toBe(counts.rows[0].b);
+    });
+  },
+);
 
 describe('ghost-row race', () => {
   /**
@@ -94,7 +100,11 @@ describe('ghost-row race', () => {
    * of the batch is deleted from the source; its trigger finds nothing to delete in the target.
    * Then the blocker rolls back and the batch commits the deleted row: a ghost, unless closed.
    */
-  async function race(guard: GhostGuard): Promise<{ ghost: boolean; deleterBlocked: boolean }> {
+  async function race(
+    guard: GhostGuard,
+    /** Runs before the sync is removed (removing it settles the debt too). */
+    inspect?: () => Promise<void>,
+  ): Promise<{ ghost: boolean; deleterBlocked: boolean }> {
     await createAccounts(db.pool, 50);
     const client = await connect(`bf-${guard}`);
     await installSync(client, { change, directions: 'forward' });
@@ -123,6 +133,7 @@ describe('ghost-row race', () => {
       expect(
         await db.pool.query(`SELECT 1 FROM accounts WHERE tenant = 0 AND id = 7`),
       ).toHaveProperty('rowCount', 0);
+      await inspect?.();
       return { ghost: (r.rowCount ?? 0) > 0, deleterBlocked };
     } finally {
       await removeSync(client, { change });
@@ -130,8 +141,27 @@ describe('ghost-row race', () => {
     }
   }
 
-  it('is real without protection (the reproduction works)', async () => {
-    expect(await race('none')).toEqual({ ghost: true, deleterBlocked: false });
+  it('is closed by the sync debt: the delete does not wait, its miss is settled after the copy', async () => {
+    let debt: unknown[] = [];
+    let ghostAfterDrain = true;
+    const outcome = await race('debt', async () => {
+      debt = (
+        await db.pool.query(`SELECT old_key FROM cutover.sync_debt WHERE migration = $1`, [
+          change.name,
+        ])
+      ).rows;
+      // The drain that follows the last batch in backfillRun.
+      const c = await connect('drain');
+      await drainSyncDebt(c, change);
+      await c.end();
+      const r = await db.pool.query(`SELECT 1 FROM accounts_v2 WHERE tenant = 0 AND id = 7`);
+      ghostAfterDrain = (r.rowCount ?? 0) > 0;
+    });
+    // Right after the batch committed, its copy of the deleted row was there: the race is real.
+    expect(outcome).toEqual({ ghost: true, deleterBlocked: false });
+    expect(debt).toEqual([{ old_key: ['0', '7'] }]);
+    expect(ghostAfterDrain).toBe(false);
+    expect(await mappingDifferences(db.pool)).toBe(0);
   });
   it('is closed by locking the batch rows FOR KEY SHARE (the delete waits)', async () => {
     expect(await race('lock')).toEqual({ ghost: false, deleterBlocked: true });

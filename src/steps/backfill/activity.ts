@@ -11,6 +11,7 @@ import type { ResolvedChange } from '../../plan/types';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   BackfillDataError,
+  DEFAULT_GHOST_GUARD,
   isDataError,
   runBackfill,
   type BackfillProgress,
@@ -27,6 +28,7 @@ import {
 import { splitKeyRanges, type PlannedRange } from '../../backfill/ranges';
 import { resolveLoadBudget, type PlanLoadBudget } from '../../backfill/load-budget';
 import { drainSyncDebt } from '../sync/debt';
+import { syncRecordsMisses } from '../sync/triggers';
 import { recordBackfillProgress } from '../../observability/metrics';
 import { progressReporter } from '../../temporal/progress';
 
@@ -90,8 +92,13 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
       if (last) ctx.heartbeat(last);
     }, HEARTBEAT_EVERY_MS);
     try {
+      // Trigger functions installed before debt-on-miss (a run in flight across an upgrade) do
+      // not record a DELETE that misses a row being copied: lock the rows instead.
+      const ghostGuard =
+        input.ghostGuard ??
+        ((await syncRecordsMisses(client, input.change)) ? DEFAULT_GHOST_GUARD : 'lock');
       const result = await runBackfill(client, input.change, {
-        ghostGuard: input.ghostGuard,
+        ghostGuard,
         range: input.range ?? null,
         resumeFrom: resume,
         throttle: input.throttle,
@@ -128,12 +135,15 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
       });
       if (result.cancelled) await ctx.cancelled; // rejects with the CancelledFailure
       last = result.progress;
-      // REPEATABLE READ writers may have missed rows the batches committed after their snapshot;
-      // their keys are in the sync debt. Settled here so the tables are equal when the copy ends.
-      // The timer keeps beating meanwhile: a settle batch may wait on a lock.
-      await drainSyncDebt(client, input.change, {
-        onProgress: () => ctx.heartbeat(result.progress),
-      });
+      // Keys the triggers could not settle (a DELETE that missed a row a batch was copying, a
+      // REPEATABLE READ writer's snapshot) are in the sync debt: settled here so the tables are
+      // equal when the copy ends. Not by one range of a split backfill: another range's batch
+      // may still be in flight, and a copy it commits after the drain would survive. The
+      // workflow drains once all ranges are done. The timer keeps beating meanwhile.
+      if (!input.range)
+        await drainSyncDebt(client, input.change, {
+          onProgress: () => ctx.heartbeat(result.progress),
+        });
       return result.progress;
     } finally {
       clearInterval(timer);

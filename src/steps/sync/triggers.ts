@@ -91,6 +91,27 @@ function mappedExpression(spec: DirectionSpec, column: string): string {
  */
 export const REVERSE_LOCK_WAIT_MS = 5;
 
+/**
+ * In the source of trigger functions whose DELETE records a miss as sync debt at every isolation
+ * level. Functions installed by older versions (runs in flight across an upgrade) lack it: their
+ * backfill keeps locking the rows it copies (see syncRecordsMisses).
+ */
+export const MISSES_AS_DEBT = 'cutover: a delete that finds no row is recorded as sync debt';
+
+/** Whether the installed forward trigger function records every DELETE miss as debt. */
+export async function syncRecordsMisses(
+  client: pg.ClientBase,
+  change: ResolvedChange,
+): Promise<boolean> {
+  const spec = directionSpec(change, 'forward');
+  const r = await client.query<{ src: string }>(
+    `SELECT p.prosrc AS src FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = $1 AND p.proname = $2`,
+    [spec.from.schema, spec.functionName],
+  );
+  return r.rows.some((row) => row.src.includes(MISSES_AS_DEBT));
+}
+
 /** The CREATE FUNCTION and CREATE TRIGGER statements of one direction (pure; for tests too). */
 export function buildSyncSql(
   change: ResolvedChange,
@@ -138,30 +159,30 @@ export function buildSyncSql(
       END IF;`;
   const caught = 'serialization_failure OR deadlock_detected OR lock_not_available';
 
-  // `exact`: READ COMMITTED, where a DELETE that finds nothing really had nothing to delete.
-  // Otherwise the row may be invisible to the snapshot (committed by a backfill batch later):
-  // a miss is recorded as debt, never taken as done.
-  const deleteOld = (exact: boolean) => `
+  // A DELETE that finds nothing is recorded as debt at every isolation level. Under REPEATABLE
+  // READ the row may be invisible to the snapshot (committed by a backfill batch later); under
+  // READ COMMITTED a backfill batch may be copying it right now, uncommitted: the backfill takes
+  // no row locks (that is what lets it run at the speed of one INSERT … SELECT), so the batch
+  // commits the copy after this DELETE looked. The reconciler then deletes it. Misses happen
+  // only for keys the copy has not reached, so the debt grows with deletes, not with the table.
+  // MISSES_AS_DEBT marks trigger functions that do this (see syncRecordsMisses).
+  const deleteOld = `
     IF NOT EXISTS (SELECT 1 FROM ${from} AS f WHERE (${fromKeyCols}) = (${fromKeyOld})) THEN
       DELETE FROM ${to} AS t
         USING (SELECT ${oldKeySelect} FROM (SELECT OLD.*) AS s) AS o
-        WHERE ${keyJoin};${
-          exact
-            ? ''
-            : `
+        WHERE ${keyJoin};
       GET DIAGNOSTICS cutover_rows = ROW_COUNT;
       IF cutover_rows = 0 THEN${debt('OLD')}
-      END IF;`
-        }
+      END IF;
     END IF;`;
   const upsertNew = (how: string) => `
     INSERT INTO ${to} AS t (${cols})
       SELECT ${exprs} FROM (SELECT NEW.*) AS s
       ON CONFLICT (${conflict}) ${how};`;
-  const body = (exact: boolean) => `
-  IF TG_OP = 'DELETE' THEN${deleteOld(exact)}
+  const body = `
+  IF TG_OP = 'DELETE' THEN${deleteOld}
   ELSIF TG_OP = 'UPDATE' THEN
-    IF (${fromKeyOld}) IS DISTINCT FROM (${fromKeyNew}) THEN${deleteOld(exact)}
+    IF (${fromKeyOld}) IS DISTINCT FROM (${fromKeyNew}) THEN${deleteOld}
     END IF;${upsertNew(onConflict)}
   ELSE${upsertNew(onConflict)}
   END IF;`;
@@ -178,10 +199,10 @@ export function buildSyncSql(
     // READ COMMITTED (the common case) runs without a subtransaction: there a DML statement
     // never raises 40001, and the forward copy is allowed to wait (the reverse never does).
     main = `
-  IF ${rc} THEN${body(true)}
+  IF ${rc} THEN${body}
   ELSIF ${serializable} THEN${debtBoth}
   ELSE
-    BEGIN${body(false)}
+    BEGIN${body}
     EXCEPTION WHEN ${caught} THEN${debtBoth}
     END;
   END IF;`;
@@ -194,9 +215,7 @@ export function buildSyncSql(
   ELSE
     BEGIN
       PERFORM set_config('lock_timeout', '${REVERSE_LOCK_WAIT_MS}ms', true);
-      IF ${rc} THEN${body(true)}
-      ELSE${body(false)}
-      END IF;
+${body}
       PERFORM set_config('lock_timeout', cutover_prev_lock_timeout, true);
     EXCEPTION WHEN ${caught} THEN${debtBoth}
     END;
@@ -226,7 +245,8 @@ DECLARE
   cutover_prev_guard text := current_setting(${guard}, true);
   cutover_rows bigint;${spec.direction === 'reverse' ? "\n  cutover_prev_lock_timeout text := current_setting('lock_timeout');" : ''}
 BEGIN
-  -- cutover ${spec.direction} sync of plan ${sqlLiteral(change.name)}: ${spec.from.schema}.${spec.from.table} -> ${spec.to.schema}.${spec.to.table}${nested}
+  -- cutover ${spec.direction} sync of plan ${sqlLiteral(change.name)}: ${spec.from.schema}.${spec.from.table} -> ${spec.to.schema}.${spec.to.table}
+  -- ${MISSES_AS_DEBT}${nested}
   PERFORM set_config(${guard}, 'on', true);${main}
   PERFORM set_config(${guard}, coalesce(cutover_prev_guard, ''), true);
   RETURN NULL;
