@@ -350,6 +350,17 @@ export class LoadGovernor {
     this.ownXacts += writes + reads;
     const start = this.windowStart;
     if (!start || this.now() - start.at >= this.budget.windowMs) await this.judge();
+    await this.holdWhileCritical();
+    const periodic = this.budget.rebaselineSeconds > 0 && this.period() !== this.lastBaselinePeriod;
+    if (periodic || this.overWindows >= 5) {
+      this.lastBaselinePeriod = this.period();
+      await this.takeBaseline();
+      return;
+    }
+    if (this.duty < 1) await this.hold((workMs * (1 - this.duty)) / this.duty);
+  }
+
+  private async holdWhileCritical() {
     let told = 0;
     while (this.critical && !this.cancelled()) {
       if (this.opts.onHold && this.now() - told >= 1000) {
@@ -359,13 +370,18 @@ export class LoadGovernor {
       await this.hold(Math.max(100, this.budget.windowMs / 2));
       await this.judge();
     }
-    const periodic = this.budget.rebaselineSeconds > 0 && this.period() !== this.lastBaselinePeriod;
-    if (periodic || this.overWindows >= 5) {
-      this.lastBaselinePeriod = this.period();
-      await this.takeBaseline();
-      return;
-    }
-    if (this.duty < 1) await this.hold((workMs * (1 - this.duty)) / this.duty);
+  }
+
+  /**
+   * Before a unit of work that cannot be slowed once it runs (one CREATE INDEX CONCURRENTLY):
+   * judges the load now and waits while it is critical. Between such units, afterWork keeps
+   * the duty cycle as for batches.
+   */
+  async admit(): Promise<void> {
+    if (!this.budget.enabled) return;
+    if (!this.baseline) await this.start();
+    await this.judge();
+    await this.holdWhileCritical();
   }
 
   private async judge() {

@@ -1,4 +1,5 @@
-import type pg from 'pg';
+import pg from 'pg';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   shadowBuildIndexes,
@@ -9,6 +10,7 @@ import {
 import { catalogSnapshot } from '../../src/plan/catalog';
 import { parsePlan, resolvePlan } from '../../src/plan/index';
 import type { ResolvedPlan } from '../../src/plan/resolved';
+import type { PlanLoadBudget } from '../../src/backfill/load-budget';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { exampleSchema } from './fixtures';
 
@@ -127,6 +129,55 @@ describe('shadow table', () => {
     const again = await shadowBuildIndexes(plan, { client });
     expect(again.rebuilt).toEqual(['orders_v2_customer_idx']);
     expect((await indexes()).every((i) => i.valid)).toBe(true);
+  });
+
+  it('builds under the load budget: at critical load the next build waits, saying why', async () => {
+    await client.query(`DROP INDEX orders_v2_customer_idx`);
+    const governed: ResolvedPlan = {
+      ...plan,
+      backfill: {
+        ...plan.backfill,
+        // Short windows (settings a plan file does not offer) so the test sees it within seconds.
+        loadBudget: {
+          enabled: true,
+          maxAppSlowdown: 0.2,
+          windowMs: 150,
+          baselineMs: 300,
+          rebaselineSeconds: 0,
+          criticalLoad: { lockWaits: 1 },
+        } satisfies PlanLoadBudget as ResolvedPlan['backfill']['loadBudget'],
+      },
+    };
+    await client.query(`DROP TABLE IF EXISTS lock_me; CREATE TABLE lock_me (x int)`);
+    const connect = async () => {
+      const c = new pg.Client({ connectionString: db.url, application_name: 'synthetic-load' });
+      await c.connect();
+      return c;
+    };
+    const [holder, waiter] = [await connect(), await connect()];
+    try {
+      await holder.query('BEGIN; LOCK TABLE lock_me');
+      const waiting = waiter.query('BEGIN; LOCK TABLE lock_me').catch(() => {});
+      const beats: { building?: string | null; throttled?: string | null }[] = [];
+      const env = new MockActivityEnvironment();
+      env.on('heartbeat', (d: (typeof beats)[number]) => beats.push(d));
+      const building = env.run(shadowBuildIndexes, governed, { client });
+      const until = Date.now() + 60_000;
+      while (!beats.some((b) => b.throttled === 'critical: 1 lock waits ≥ 1')) {
+        if (Date.now() > until) throw new Error('the build was not held at critical load');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect((await indexes()).map((i) => i.name)).not.toContain('orders_v2_customer_idx');
+      await holder.query('COMMIT');
+      await waiting;
+      await waiter.query('COMMIT');
+      const result = (await building) as Awaited<ReturnType<typeof shadowBuildIndexes>>;
+      expect(result.built).toEqual(['orders_v2_customer_idx']);
+      expect((await indexes()).every((i) => i.valid)).toBe(true);
+    } finally {
+      await Promise.all([holder.end(), waiter.end()]);
+      await client.query(`DROP TABLE IF EXISTS lock_me`);
+    }
   });
 
   it('undo drops the table, twice harmlessly, and leaves the catalog as before', async () => {

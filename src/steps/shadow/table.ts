@@ -18,7 +18,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { ClientBase } from 'pg';
 import { quoteIdent, quoteQualified } from '../../db/ident';
 import { defaultLockRetry, type LockRetryOptions, withLockRetry } from '../../db/lock-timeout';
-import { inTransaction, whileHeartbeating, withConnection } from '../../temporal/activity';
+import {
+  activityContext,
+  heartbeat,
+  inTransaction,
+  whileHeartbeating,
+  withConnection,
+} from '../../temporal/activity';
+import { LoadGovernor, resolveLoadBudget } from '../../backfill/load-budget';
 import { type DeferredObject, deferrableObjects, tableComment, tableOid } from '../../plan/catalog';
 import { executeTargetDdl } from '../../plan/ddl';
 import type { ResolvedPlan } from '../../plan/resolved';
@@ -217,10 +224,25 @@ export async function shadowBuildIndexes(
           'ShadowTableMissing',
         );
       const lock = options.lock;
-      const run = (name: string, sql: string) =>
-        whileHeartbeating({ building: name }, () =>
+      // The backfill's load budget governs the builds too: an index build competes with the
+      // application for I/O and CPU like a batch does, but cannot be slowed once started, so
+      // each build waits for its turn (critical load: until below) and the pause after it
+      // follows the duty cycle.
+      const budget = resolveLoadBudget(plan.backfill.loadBudget);
+      const governor = budget?.enabled
+        ? new LoadGovernor(client, budget, {
+            isCancelled: () => Boolean(activityContext()?.cancellationSignal.aborted),
+            onHold: (t) => heartbeat({ building: null, throttled: t.reason }),
+          })
+        : null;
+      const run = async (name: string, sql: string) => {
+        await governor?.admit();
+        const t0 = performance.now();
+        await whileHeartbeating({ building: name }, () =>
           withLockRetry(client, () => client.query(sql), lock),
         );
+        await governor?.afterWork(performance.now() - t0, 1);
+      };
 
       /** Ensures a valid index named `name`; true when it had to build it. */
       const ensureIndex = async (
