@@ -266,6 +266,9 @@ async function retrying<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Key types (format_type) whose max() orders as ORDER BY does. */
+const HAS_MAX = /^(smallint|integer|bigint|numeric|text|character varying|date|timestamp)\b/;
+
 /**
  * One batch: find its upper key `hi` (the n-th key after `after`, an index-only scan), then copy
  * the key range (after, hi] in one INSERT … SELECT inside a short transaction. A bounded range,
@@ -286,11 +289,33 @@ async function copyBatch(
   const p1: unknown[] = [];
   const w1 = [...(after ? [sql.keyCompare('>', after, p1)] : []), ...sql.rangeFilter(range, p1)];
   p1.push(limit);
-  const bound = await client.query<{ rows: number; last: string[] | null }>(
-    `SELECT (count(*) OVER ())::int AS rows, ${sql.keyText} AS last
-       FROM (SELECT ${sql.keyList} FROM ${sql.src} ${w1.length ? `WHERE ${w1.join(' AND ')}` : ''}
-              ORDER BY ${sql.keyList} LIMIT $${p1.length}) AS b
-      ORDER BY ${sql.keyDesc} LIMIT 1`,
+  const keys = `SELECT ${sql.keyList} FROM ${sql.src} ${w1.length ? `WHERE ${w1.join(' AND ')}` : ''}
+              ORDER BY ${sql.keyList} LIMIT $${p1.length}`;
+  // One key column of a type with max(): count and max in one aggregate (measured: a third of
+  // the time of the window count, which is a sixth of a 10k-row batch). A row of several
+  // columns, or a uuid, has no max().
+  const boundSql =
+    sql.key.length === 1 && HAS_MAX.test(sql.key[0]!.type)
+      ? `SELECT count(*)::int AS rows,
+                CASE WHEN count(*) > 0 THEN ARRAY[max(${quoteIdent(sql.key[0]!.name)})::text] END AS last
+           FROM (${keys}) AS b`
+      : `SELECT (count(*) OVER ())::int AS rows, ${sql.keyText} AS last FROM (${keys}) AS b
+          ORDER BY ${sql.keyDesc} LIMIT 1`;
+  // In the same statement: is any target row already in the range (written by the sync
+  // trigger)? One index probe. The target key carries the source key (same or re-typed), so
+  // the same bounds apply; if they did not, the plain INSERT below would fail on the duplicate
+  // and fall back anyway. The `after` values are p1's first parameters.
+  const tkCols = sql.change.targetKey.map((k) => `t.${quoteIdent(k)}`).join(', ');
+  const typed = (value: (i: number) => string) =>
+    sql.key.map((k, i) => `${value(i)}::${k.type}`).join(', ');
+  const tw = [
+    ...(after ? [`(${tkCols}) > (${typed((i) => `$${i + 1}`)})`] : []),
+    `(${tkCols}) <= (${typed((i) => `bound.last[${i + 1}]`)})`,
+  ];
+  const bound = await client.query<{ rows: number; last: string[] | null; occupied: boolean }>(
+    `SELECT bound.rows, bound.last,
+            EXISTS (SELECT 1 FROM ${sql.dst} AS t WHERE ${tw.join(' AND ')}) AS occupied
+       FROM (${boundSql}) AS bound`,
     p1,
   );
   const hi = bound.rows[0]?.last;
@@ -304,20 +329,6 @@ async function copyBatch(
   const base = `INSERT INTO ${sql.dst} (${sql.insertCols})
       SELECT ${sql.insertExprs}
         FROM (SELECT * FROM ${sql.src} WHERE ${w2.join(' AND ')}${lock ? ' FOR KEY SHARE' : ''}) AS s`;
-  // Is any target row already in the range (written by the sync trigger)? One index probe.
-  // The target key carries the source key (same or re-typed), so the same bounds apply; if
-  // they did not, the plain INSERT below would fail on the duplicate and fall back anyway.
-  const pt: unknown[] = [];
-  const tkCols = sql.change.targetKey.map((k) => `t.${quoteIdent(k)}`).join(', ');
-  const bind = (vals: string[]) =>
-    sql.key
-      .map((k, i) => {
-        pt.push(vals[i]);
-        return `$${pt.length}::${k.type}`;
-      })
-      .join(', ');
-  const tw = [...(after ? [`(${tkCols}) > (${bind(after)})`] : []), `(${tkCols}) <= (${bind(hi)})`];
-  const probe = `SELECT EXISTS (SELECT 1 FROM ${sql.dst} AS t WHERE ${tw.join(' AND ')}) AS occupied`;
   const attempt = (onConflict: boolean) =>
     inTransaction(client, `BEGIN; ${sql.guardSql}`, async () => {
       const r = await client.query(
@@ -332,7 +343,7 @@ async function copyBatch(
   // speed of a plain INSERT), so it is used only where a trigger-written row may be in the way.
   // A plain INSERT never overwrites either: a row the trigger wrote after the probe makes it
   // fail with a unique violation, and the batch is redone with ON CONFLICT DO NOTHING.
-  const occupied = (await client.query<{ occupied: boolean }>(probe, pt)).rows[0]!.occupied;
+  const occupied = bound.rows[0]!.occupied;
   if (occupied) return attempt(true);
   try {
     return await attempt(false);
