@@ -11,13 +11,20 @@
  * nor its text contains them: they are read from that frame. The UI fetches them once when the
  * tab opens; the R key (the UI's own shortcut) fetches them again.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/db/local-cluster';
 import { projectRoot } from '../../src/tools';
-import { planSearchAttribute, statusQuery } from '../../workflows/definitions';
+import {
+  approveUpdate,
+  pauseSignal,
+  planSearchAttribute,
+  resumeSignal,
+  statusQuery,
+  throttleUpdate,
+} from '../../workflows/definitions';
 import {
   seedOrders,
   startE2E,
@@ -53,6 +60,8 @@ beforeAll(async () => {
     throw new Error(
       'no chromium or chromium-headless-shell on PATH (nor CUTOVER_CHROMIUM): scripts/setup.sh installs it',
     );
+  // Only this run's screenshots, no failure shot of an earlier one.
+  rmSync(ARTIFACTS, { recursive: true, force: true });
   mkdirSync(ARTIFACTS, { recursive: true });
   e2e = await startE2E('e2eweb', { ui: true });
   await seedOrders(e2e.db, ROWS);
@@ -213,20 +222,14 @@ stages:
       300,
     );
 
+    // The operator's actions from here on go through the client: the same updates and signals
+    // `cutover throttle / approve / pause / resume` send (tests/e2e/bad-input.test.ts runs those
+    // commands), without a CLI process per action, which costs seconds each under load.
     // 100 rows every half second: a copy of 50 s at least, which the pause below stops early.
-    const slow = await e2e.cli([
-      'throttle',
-      PLAN,
-      '--batch-size',
-      '100',
-      '--sleep',
-      '500ms',
-      '--no-adaptive',
-      '--no-load-budget',
-    ]);
-    expect(slow.code, slow.stderr).toBe(0);
-    const approved = await e2e.cli(['approve', PLAN, 'copy']);
-    expect(approved.code, approved.stderr).toBe(0);
+    await handle.executeUpdate(throttleUpdate, {
+      args: [{ batchSize: 100, sleepMs: 500, adaptive: false, loadBudget: false }],
+    });
+    expect(await handle.executeUpdate(approveUpdate, { args: [{ gate: 'copy' }] })).toBe('copy');
     await waitFor(
       'the backfill to copy rows',
       async () => {
@@ -237,8 +240,7 @@ stages:
       300,
     );
     // Paused, the figures hold still however slow the browser is.
-    const paused = await e2e.cli(['pause', PLAN]);
-    expect(paused.code, paused.stderr).toBe(0);
+    await handle.signal(pauseSignal);
     const held = await waitFor(
       'the backfill to hold',
       async () => {
@@ -276,10 +278,8 @@ stages:
     expect(duringMetrics).toMatch(/^temporal_\w+/m);
 
     // Full speed for the rest of the copy, then on to the shift gate.
-    const fast = await e2e.cli(['throttle', PLAN, '--batch-size', '10000', '--sleep', '0ms']);
-    expect(fast.code, fast.stderr).toBe(0);
-    const resumed = await e2e.cli(['resume', PLAN]);
-    expect(resumed.code, resumed.stderr).toBe(0);
+    await handle.executeUpdate(throttleUpdate, { args: [{ batchSize: 10_000, sleepMs: 0 }] });
+    await handle.signal(resumeSignal);
     await waitFor(
       'the shift gate',
       async () => (await handle.query(statusQuery)).waitingGates.includes('shift'),
