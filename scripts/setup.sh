@@ -32,8 +32,9 @@ if ! command -v python3 >/dev/null; then
 fi
 
 # Headless Chromium for the Web UI browser test (tests/e2e/web-ui.test.ts drives it with
-# playwright-core; playwright's own browser download cannot work here).
-if ! command -v chromium >/dev/null; then
+# playwright-core; playwright's own browser download cannot work here). Debian's
+# chromium-headless-shell does as well, when that is what the machine has.
+if ! command -v chromium >/dev/null && ! command -v chromium-headless-shell >/dev/null; then
   log "installing chromium (apt)"
   apt_install chromium
 fi

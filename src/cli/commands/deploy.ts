@@ -5,10 +5,12 @@
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors';
-import { answerRestore, deployStatus, startDeployRollback } from '../../temporal/deploys';
-import { uiUrl } from '../../temporal/runs';
 import { action } from '../run';
 import { withClient as withTemporal } from './runs';
+
+// Loaded by the subcommands that run, so `cutover --help` and every other command start without
+// the Temporal client, the workflows and what they import.
+const deploysLib = () => import('../../temporal/deploys');
 
 function parseVersion(v: string): number {
   if (!/^\d+$/.test(v))
@@ -52,6 +54,10 @@ export function registerDeploySubcommands(deploy: Command, temporalHelp: string)
           postCheckUrl?: string;
           wait: boolean;
         }) => {
+          const [{ startDeployRollback }, { uiUrl }] = await Promise.all([
+            deploysLib(),
+            import('../../temporal/runs'),
+          ]);
           await withTemporal(async (client, namespace) => {
             const handle = await startDeployRollback(client, {
               connection: o.connection,
@@ -88,6 +94,7 @@ export function registerDeploySubcommands(deploy: Command, temporalHelp: string)
     )
     .action(
       action(async (run: string, o: { sideSchema?: string }) => {
+        const { answerRestore } = await deploysLib();
         await withTemporal(async (client) => {
           const status = await answerRestore(client, run, {
             restore: true,
@@ -110,6 +117,7 @@ export function registerDeploySubcommands(deploy: Command, temporalHelp: string)
     )
     .action(
       action(async (run: string) => {
+        const { answerRestore } = await deploysLib();
         await withTemporal(async (client) => {
           await answerRestore(client, run, { restore: false });
           console.log(`${run} will finish as failed, leaving the database as it is`);
@@ -124,6 +132,7 @@ export function registerDeploySubcommands(deploy: Command, temporalHelp: string)
     .addOption(new Option('--json', 'print the raw status'))
     .action(
       action(async (run: string, o: { json?: boolean }) => {
+        const { deployStatus } = await deploysLib();
         await withTemporal(async (client) => {
           const s = await deployStatus(client, run);
           if (o.json) return void console.log(JSON.stringify(s, null, 2));
