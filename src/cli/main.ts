@@ -6,7 +6,7 @@ import { register as registerWorker } from './commands/worker';
 import { register as registerLint } from './commands/lint';
 import { register as registerBackup } from './commands/backup';
 import { register as registerPlan } from './commands/plan';
-import { addVersionEverywhere } from './version';
+import { addVerboseEverywhere, addVersionEverywhere } from './version';
 
 const program = new Command('cutover')
   .description(
@@ -15,10 +15,13 @@ const program = new Command('cutover')
       '(shadow table, two-way sync, keyset backfill, exact verification, gradual traffic shift) ' +
       'that survive crashes and roll back losing nothing.',
   )
-  .option('--verbose', 'print stack traces and debug detail on errors')
+  // Each command parses only its own options, so a subcommand's option can share a name with
+  // its parent's (`deploy --to` applies up to a version, `deploy rollback --to` goes back to
+  // one). --verbose is on every command (below), so it still works wherever it is typed.
+  .enablePositionalOptions()
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
-  .hook('preAction', (cmd) => setVerbose(Boolean(cmd.optsWithGlobals().verbose)));
+  .hook('preAction', (_program, action) => setVerbose(Boolean(action.optsWithGlobals().verbose)));
 
 // Each command group registers itself here; see src/cli/commands/.
 const registrations: Array<(p: Command) => void> = [
@@ -31,6 +34,7 @@ const registrations: Array<(p: Command) => void> = [
 ];
 for (const register of registrations) register(program);
 addVersionEverywhere(program);
+addVerboseEverywhere(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -13,3 +13,9 @@ export function addVersionEverywhere(cmd: Command): void {
   cmd.version(VERSION, '-V, --version', 'print the cutover version');
   for (const sub of cmd.commands) addVersionEverywhere(sub);
 }
+
+/** `--verbose` on the program and on every subcommand (options are positional, see main.ts). */
+export function addVerboseEverywhere(cmd: Command): void {
+  cmd.option('--verbose', 'print stack traces and debug detail on errors');
+  for (const sub of cmd.commands) addVerboseEverywhere(sub);
+}
