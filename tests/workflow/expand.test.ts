@@ -299,4 +299,53 @@ describe('expand/contract steps in a plan (time-skipping server, real activities
     expect(await one(`SELECT count(*)::int AS n FROM cutover.expand_changes`)).toEqual({ n: 0 });
     expect(await differences()).toBe(0);
   });
+
+  it('a long transaction holding the table makes a DDL step wait, visibly naming it, then proceed', async () => {
+    const plan = await widenPlan(
+      db,
+      `${PREPARE}
+  - name: expand
+    steps:
+      - { kind: addColumn, table: public.items, column: email_lower, type: text }
+`,
+    );
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'long-report' });
+    await holder.connect();
+    const pid = (await holder.query(`SELECT pg_backend_pid() AS p`)).rows[0].p as number;
+    await holder.query(`BEGIN`);
+    await holder.query(`SELECT count(*) FROM items`);
+    const worker = await createTestWorker(env, recordingActivities(calls));
+    let waiting: string | null | undefined;
+    const result = await worker.runUntil(async () => {
+      const handle = await start({ plan });
+      try {
+        for (let i = 0; i < 1200 && !waiting; i++) {
+          const s = await handle.query(statusQuery);
+          if (s.progress?.activity === 'ddl') waiting = s.progress.throttled;
+          else await new Promise((r) => setTimeout(r, 50));
+        }
+        // Still waiting: the column is not there while the transaction holds the table.
+        expect(
+          await one(
+            `SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'email_lower'`,
+          ),
+        ).toEqual({ n: 0 });
+      } finally {
+        await holder.query('COMMIT');
+        await holder.end();
+      }
+      return handle.result();
+    });
+    expect(waiting).toMatch(
+      new RegExp(
+        `^waiting for a lock on public\\.items \\(attempt \\d+, next in \\d+ ms\\): pid ${pid} \\(transaction \\d+s old, idle in transaction\\): SELECT count\\(\\*\\) FROM items`,
+      ),
+    );
+    expect(result.outcome).toBe('completed');
+    expect(
+      await one(
+        `SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'email_lower'`,
+      ),
+    ).toEqual({ n: 1 });
+  });
 });
