@@ -62,6 +62,11 @@ describe('plans/expand-contract-users.yaml', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/plan release_42 \(expand-contract-users\.yaml\): OK/);
+    // The stages say what each expand step changes.
+    expect(r.stdout).toContain(
+      'expand-users     addColumn public.users.email_lower → backfillColumn public.users.email_lower → setNotNull public.users.email_lower → createIndex users_email_lower_key → addConstraint users_email_lower_check',
+    );
+    expect(r.stdout).toContain('preferences      batchMigrate user_preferences_rows');
   });
 
   it('refuses a unique index over values the backfill would repeat, naming them', async () => {
