@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { clearBackfillControl, setBackfillControl } from '../../src/backfill/control';
+import { renderReport } from '../../src/cli/render-status';
 import { defaultLoadBudget } from '../../src/backfill/load-budget';
 import { runColumnBackfill, type ColumnBackfillProgress } from '../../src/steps/backfillColumn/run';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -190,6 +191,14 @@ describe('backfillColumn step loop', () => {
       expect(held.length).toBeGreaterThan(0);
       expect(held[0]!.throttled).toMatch(/^critical: \d+ active backends ≥ 1$/);
       expect(held.some((p) => p.state === 'paused')).toBe(true);
+      // `cutover status` renders the activity's heartbeat details: the reason is shown.
+      const shown = renderReport({
+        workflowId: 'cutover-colfill',
+        runStatus: 'RUNNING',
+        activities: [{ activity: 'backfillColumnRun', attempt: 1, details: held[0] }],
+      } as unknown as Parameters<typeof renderReport>[0]);
+      expect(shown).toMatch(/backfillColumnRun \[[#-]+\] \d+\/(\d+|\?) rows walked, \d+ updated/);
+      expect(shown).toContain(`throttled: ${held[0]!.throttled}`);
     } finally {
       await Promise.all(busy);
       await Promise.all(sleepers.map((c) => c.end()));
