@@ -187,12 +187,21 @@ export async function expandActivity<T>(
 }
 
 /**
- * The ledger of what a run's expand steps changed: one row per (plan, step), written in the
+ * The ledger of what a run's expand steps changed: one row per (plan, step, run), written in the
  * same transaction as the change (or, for what cannot run in a transaction, before it). An
  * undo acts only on a ledger row, so it never drops a column, index or constraint that was
  * there before the run, and a run killed between its change and its answer is still undone.
  */
 const LEDGER = 'cutover.expand_changes';
+
+/**
+ * The workflow run the activity belongs to: a later run of a plan with the same name must not
+ * take the earlier run's changes for its own (its undo would drop a column that run added).
+ */
+function runKey(): string {
+  const ex = activityContext()?.info.workflowExecution;
+  return ex ? `${ex.workflowId}/${ex.runId}` : 'library';
+}
 
 export interface StepRef {
   plan: string;
@@ -207,8 +216,8 @@ async function ensureLedger(client: ClientBase): Promise<void> {
   try {
     await client.query(`CREATE SCHEMA IF NOT EXISTS cutover;
       CREATE TABLE IF NOT EXISTS ${LEDGER} (
-        plan text NOT NULL, step text NOT NULL, what text NOT NULL,
-        at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (plan, step))`);
+        plan text NOT NULL, step text NOT NULL, run text NOT NULL, what text NOT NULL,
+        at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (plan, step, run))`);
   } catch (err) {
     // Two workers creating it at once: the loser sees a duplicate; the table is there.
     const code = (err as { code?: string }).code;
@@ -222,10 +231,10 @@ export async function owns(client: ClientBase, ref: StepRef): Promise<boolean> {
     `SELECT to_regclass('${LEDGER}') IS NOT NULL AS ok`,
   );
   if (!r.rows[0]!.ok) return false;
-  const row = await client.query(`SELECT 1 FROM ${LEDGER} WHERE plan = $1 AND step = $2`, [
-    ref.plan,
-    ref.step,
-  ]);
+  const row = await client.query(
+    `SELECT 1 FROM ${LEDGER} WHERE plan = $1 AND step = $2 AND run = $3`,
+    [ref.plan, ref.step, runKey()],
+  );
   return (row.rowCount ?? 0) > 0;
 }
 
@@ -233,14 +242,18 @@ export async function owns(client: ClientBase, ref: StepRef): Promise<boolean> {
 export async function record(client: ClientBase, ref: StepRef, what: string): Promise<void> {
   await ensureLedger(client);
   await client.query(
-    `INSERT INTO ${LEDGER} (plan, step, what) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-    [ref.plan, ref.step, what],
+    `INSERT INTO ${LEDGER} (plan, step, run, what) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+    [ref.plan, ref.step, runKey(), what],
   );
 }
 
 export async function forget(client: ClientBase, ref: StepRef): Promise<void> {
   if (await owns(client, ref))
-    await client.query(`DELETE FROM ${LEDGER} WHERE plan = $1 AND step = $2`, [ref.plan, ref.step]);
+    await client.query(`DELETE FROM ${LEDGER} WHERE plan = $1 AND step = $2 AND run = $3`, [
+      ref.plan,
+      ref.step,
+      runKey(),
+    ]);
 }
 
 /**
@@ -263,8 +276,8 @@ export async function changeRecorded(
       try {
         for (const sql of statements) await client.query(sql);
         await client.query(
-          `INSERT INTO ${LEDGER} (plan, step, what) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-          [ref.plan, ref.step, what],
+          `INSERT INTO ${LEDGER} (plan, step, run, what) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+          [ref.plan, ref.step, runKey(), what],
         );
         await client.query('COMMIT');
       } catch (err) {
