@@ -21,6 +21,14 @@ import * as backfill from '../src/steps/backfill/activity';
 import { backfillValidate as validateBackfill } from '../src/steps/backfill';
 import * as migrations from './migrations';
 import * as preflighting from '../src/plan/preflight-activity';
+import * as addColumn from '../src/steps/addColumn';
+import * as backfillColumn from '../src/steps/backfillColumn';
+import * as setNotNull from '../src/steps/setNotNull';
+import * as createIndex from '../src/steps/createIndex';
+import * as addConstraint from '../src/steps/addConstraint';
+import * as batchMigrate from '../src/steps/batchMigrate';
+import * as deprecate from '../src/steps/deprecate';
+import * as drop from '../src/steps/drop';
 
 // Adapters take exactly the activity's argument: the library functions' optional second
 // parameters (a test client, storage seams) must not be reachable from a workflow.
@@ -73,3 +81,18 @@ export const migrationsCurrentVersion = activity(migrations.migrationsCurrentVer
 export const migrationsDryRun = activity(migrations.migrationsDryRun);
 export const migrationsRollback = activity(migrations.migrationsRollback);
 export const migrationsRestore = activity(migrations.migrationsRestore);
+export const addColumnRun = activity(addColumn.addColumnRun);
+export const addColumnUndo = activity(addColumn.addColumnUndo);
+export const backfillColumnRun = activity(backfillColumn.backfillColumnRun);
+export const setNotNullRun = activity(setNotNull.setNotNullRun);
+export const setNotNullUndo = activity(setNotNull.setNotNullUndo);
+export const createIndexRun = activity(createIndex.createIndexRun);
+export const createIndexUndo = activity(createIndex.createIndexUndo);
+export const addConstraintRun = activity(addConstraint.addConstraintRun);
+export const addConstraintUndo = activity(addConstraint.addConstraintUndo);
+export const batchMigrateRun = activity(batchMigrate.batchMigrateRun);
+export const batchMigrateUndo = activity(batchMigrate.batchMigrateUndo);
+export const deprecateRun = activity(deprecate.deprecateRun);
+export const deprecateUndo = activity(deprecate.deprecateUndo);
+export const dropCheck = activity(drop.dropCheck);
+export const dropRun = activity(drop.dropRun);

@@ -388,6 +388,14 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   const undoOf = <K extends StepKind>(kind: K, step: ResolvedStepOf<K>) =>
     acts(specOf(kind).undoOptions!(step, ctx));
 
+  /** An expand step's activity input: the plan's connection name and the resolved step. */
+  const stepInput = <S>(step: S) => ({ connection, plan: change.name, step });
+  /** One line of what a step did, for the status and the Web UI. */
+  const result = (step: string, text: string) => {
+    status.results = { ...status.results, [step]: text };
+    refresh();
+  };
+
   const defaultArchive = () => archiveTableName(change.source.table, workflowInfo().startTime);
 
   const describeBlockers = (reason: string, blockers: SwapBlocker[]): string => {
@@ -570,6 +578,136 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     hook: async (step) => {
       await runOf('hook', step).hookRun(step.hook);
       undos.push({ step: step.id, run: () => undoOf('hook', step).hookUndo(step.hook) });
+    },
+    // Expand/contract steps: the undo is pushed before the run, since it acts only on what the
+    // step's ledger row says this run changed; so an attempt that changed the table and then
+    // died (or was cancelled by an abort) is still undone.
+    addColumn: async (step) => {
+      const input = stepInput(step);
+      undos.push({ step: step.id, run: () => undoOf('addColumn', step).addColumnUndo(input) });
+      await withLiveProgress(
+        runOf('addColumn', step).addColumnRun.executeWithOptions(
+          { summary: `add column ${step.table}.${step.column}` },
+          [input],
+        ),
+      );
+    },
+    backfillColumn: async (step) => {
+      const done = await withLiveProgress(
+        runOf('backfillColumn', step).backfillColumnRun.executeWithOptions(
+          { summary: `backfill ${step.table}.${step.column}` },
+          [{ ...stepInput(step), loadBudget: plan.backfill.loadBudget }],
+        ),
+      );
+      result(step.id, `${done.rowsUpdated} of ${done.rowsScanned} rows updated`);
+    },
+    setNotNull: async (step) => {
+      const input = stepInput(step);
+      undos.push({ step: step.id, run: () => undoOf('setNotNull', step).setNotNullUndo(input) });
+      await withLiveProgress(
+        runOf('setNotNull', step).setNotNullRun.executeWithOptions(
+          { summary: `set ${step.table}.${step.column} NOT NULL` },
+          [input],
+        ),
+      );
+    },
+    createIndex: async (step) => {
+      const input = stepInput(step);
+      undos.push({ step: step.id, run: () => undoOf('createIndex', step).createIndexUndo(input) });
+      await withLiveProgress(
+        runOf('createIndex', step).createIndexRun.executeWithOptions(
+          { summary: `create index ${step.index} on ${step.table}` },
+          [input],
+        ),
+      );
+    },
+    addConstraint: async (step) => {
+      const input = stepInput(step);
+      undos.push({
+        step: step.id,
+        run: () => undoOf('addConstraint', step).addConstraintUndo(input),
+      });
+      await withLiveProgress(
+        runOf('addConstraint', step).addConstraintRun.executeWithOptions(
+          { summary: `add constraint ${step.constraint} on ${step.table}` },
+          [input],
+        ),
+      );
+    },
+    batchMigrate: async (step) => {
+      const input = stepInput(step);
+      undos.push({
+        step: step.id,
+        run: () => undoOf('batchMigrate', step).batchMigrateUndo(input),
+      });
+      const r = await withLiveProgress(
+        runOf('batchMigrate', step).batchMigrateRun.executeWithOptions(
+          { summary: `batch migration ${step.migration}${step.dryRun ? ' (dry run)' : ''}` },
+          [input],
+        ),
+      );
+      result(
+        step.id,
+        r.dryRun
+          ? `dry run: ${r.itemsDone} items, ${r.failures.length} would fail${r.failures.length ? ` (first: key ${r.failures[0]!.key}: ${r.failures[0]!.error})` : ''}; nothing changed`
+          : `${r.itemsDone} items, ${r.deadLetters} dead letters` +
+              (r.verification
+                ? `; verified: source ${r.verification.sourceRows}, destination ${r.verification.targetRows}, differing ${r.verification.differing}`
+                : ''),
+      );
+    },
+    deprecate: async (step) => {
+      const input = stepInput(step);
+      undos.push({ step: step.id, run: () => undoOf('deprecate', step).deprecateUndo(input) });
+      await runOf('deprecate', step).deprecateRun(input);
+    },
+    drop: async (step) => {
+      const input = stepInput(step);
+      const object = `${step.table}${step.column !== undefined ? `.${step.column}` : ''}`;
+      const check = () =>
+        runOf('drop', step).dropCheck.executeWithOptions({ summary: `may ${object} go?` }, [input]);
+      const first = await check();
+      if (!first.gone) {
+        if (!first.deprecatedAt)
+          throw ApplicationFailure.nonRetryable(
+            `${object} was never deprecated: add a deprecate step, deploy code that no longer uses it, then drop it`,
+            'NotDeprecated',
+          );
+        // The deprecation period is a durable timer: code that still reads the object has that
+        // long to be deployed away.
+        const left =
+          new Date(first.deprecatedAt).getTime() + step.minDeprecatedSeconds * 1000 - Date.now();
+        if (left > 0) {
+          status.windowEndsAt = new Date(Date.now() + left).toISOString();
+          refresh();
+          await sleep(left, { summary: `deprecation period of ${object}` });
+          status.windowEndsAt = undefined;
+        }
+        const facts = await check();
+        if (facts.readers?.length)
+          throw ApplicationFailure.nonRetryable(
+            `${object} is still read (pg_stat_statements): ${facts.readers.join(' | ')}`,
+            'StillRead',
+          );
+        // No pg_stat_statements: a person confirms that nothing reads it any more.
+        if (!facts.gone && facts.readers === null && !step.confirmedUnused)
+          await gate({
+            kind: 'approval',
+            id: step.id,
+            gate: step.gate,
+            auto: step.auto,
+            ...(step.timeoutSeconds !== undefined ? { timeoutSeconds: step.timeoutSeconds } : {}),
+          });
+      }
+      // The point of no return (stepSpecs.drop.undo): the data is gone; nothing earlier is undone.
+      pastNoReturn = true;
+      status.pointOfNoReturn = `drop of ${object} (step ${step.id})`;
+      undos.length = 0;
+      await CancellationScope.nonCancellable(() =>
+        runOf('drop', step).dropRun.executeWithOptions({ summary: `drop ${object}` }, [
+          { ...input, confirmed: true },
+        ]),
+      );
     },
     swap: (step) => swap(step),
     cleanup: async (step) => {

@@ -6,11 +6,17 @@
  */
 import { defineQuery, defineSignal, defineUpdate, type Sinks } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+/**
+ * Who reports progress: the table backfill, the verification, a column backfill, a batch data
+ * migration, or an expand step's DDL while it waits for a lock (`throttled` says on whom).
+ */
+export type ProgressActivity = 'backfill' | 'verify' | 'backfillColumn' | 'batchMigrate' | 'ddl';
+
 /** What a backfill or verify activity reports to its workflow (see activities/progress.ts). */
 export interface ProgressReport {
   /** The reporting activity (one per key range when the backfill runs in parallel). */
   key: string;
-  activity: 'backfill' | 'verify';
+  activity: ProgressActivity;
   rowsDone: number;
   total: number | null;
   rowsPerSecond: number | null;
@@ -22,7 +28,7 @@ export interface ProgressReport {
 
 /** The reports of the running step summed up, as the status and the Web UI show them. */
 export interface LiveProgress {
-  activity: 'backfill' | 'verify';
+  activity: ProgressActivity;
   rowsDone: number;
   total: number | null;
   percent: number | null;
@@ -137,6 +143,8 @@ export interface RunStatus {
   pointOfNoReturn?: string;
   /** An abort that arrived after the point of no return: recorded, not acted on. */
   abortRefused?: string;
+  /** What finished steps did, where there is more to say than "done" (step id → one line). */
+  results?: Record<string, string>;
 }
 
 export interface SwapBlocker {

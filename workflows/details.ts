@@ -38,8 +38,15 @@ export function renderDetails(s: RunStatus): string {
   for (const gate of s.waitingGates) lines.push(`⏸ ${gateInstructions(s.plan, gate)}`);
   if (s.paused) lines.push(`⏸ paused: \`cutover resume ${s.plan}\`, or signal \`resume\``);
   const p = s.progress;
-  if (p) {
-    const what = p.activity === 'backfill' ? 'rows copied' : 'rows verified';
+  if (p?.activity === 'ddl') {
+    if (p.throttled) lines.push(`waiting: ${p.throttled}`);
+  } else if (p) {
+    const what = {
+      backfill: 'rows copied',
+      verify: 'rows verified',
+      backfillColumn: 'rows walked',
+      batchMigrate: 'items migrated',
+    }[p.activity];
     const parts = [
       `${what} ${number(p.rowsDone)}${p.total !== null ? ` / ${number(p.total)}` : ''}`,
     ];
@@ -52,6 +59,7 @@ export function renderDetails(s: RunStatus): string {
   } else if (s.rowsCopied !== undefined) {
     lines.push(`backfill: ${number(s.rowsCopied)} rows copied`);
   }
+  for (const [step, text] of Object.entries(s.results ?? {})) lines.push(`${step}: ${text}`);
   if (s.windowEndsAt)
     lines.push(`window ends ${s.windowEndsAt.replace('T', ' ').slice(0, 19)} UTC`);
   if (s.lastChecks.length) {

@@ -39,6 +39,8 @@ export function renderReport(r: RunReport): string {
       if (sw.waitingFor && sw.state !== 'swapped' && sw.state !== 'finished')
         lines.push(`  swap wait  ${sw.waitingFor}`);
     }
+    for (const [step, text] of Object.entries(s.results ?? {}))
+      lines.push(`  done       ${step}: ${text}`);
     if (s.pointOfNoReturn) lines.push(`  no return  passed: ${s.pointOfNoReturn}`);
     if (s.abortRefused) lines.push(`  abort      ${s.abortRefused}`);
     if (s.error) lines.push(`  error      ${s.error}`);
@@ -52,7 +54,23 @@ export function renderReport(r: RunReport): string {
       a.attempt > 1
         ? ` (attempt ${a.attempt}${a.lastError ? `, last error: ${a.lastError}` : ''})`
         : '';
-    if (typeof d.rowsChecked === 'number') {
+    if (typeof d.rowsScanned === 'number') {
+      // A backfillColumn step: rows walked by key, rows it had to change.
+      const total = Number(d.estimatedTotal ?? 0);
+      const pct = total > 0 ? Math.min(1, (d.rowsScanned as number) / total) : 0;
+      lines.push(
+        `  ${a.activity.padEnd(10)} ${bar(pct)} ${d.rowsScanned}/${total || '?'} rows walked, ${d.rowsUpdated} updated, ${d.rowsPerSecond ?? 0} rows/s${retry}`,
+      );
+      if (typeof d.throttled === 'string')
+        lines.push(`  ${''.padEnd(10)} throttled: ${d.throttled}`);
+    } else if (typeof d.itemsDone === 'number') {
+      lines.push(
+        `  ${a.activity.padEnd(10)} ${d.itemsDone} items in ${d.batches} batches, ${d.deadLetters} dead letters${retry}`,
+      );
+    } else if (typeof d.waiting === 'string') {
+      // An expand step's DDL statement waiting for a lock, and on whom.
+      lines.push(`  running    ${a.activity}: ${d.waiting}${retry}`);
+    } else if (typeof d.rowsChecked === 'number') {
       lines.push(`  ${a.activity.padEnd(10)} ${d.rowsChecked} rows checked${retry}`);
     } else if (typeof d.rowsDone === 'number') {
       const total = Number(d.estimatedTotal ?? 0);

@@ -65,7 +65,16 @@ export async function validateAddColumn(client: pg.ClientBase, spec: AddColumnSp
  * shows which of the two the expression gets.
  */
 async function isVolatile(client: pg.ClientBase, expr: string, type: string): Promise<boolean> {
-  await client.query('BEGIN');
+  // Inside the plan check's transaction a BEGIN would be ignored and the ROLLBACK would end that
+  // transaction: use a savepoint there, a transaction of its own elsewhere.
+  let nested = true;
+  try {
+    await client.query('SAVEPOINT cutover_volatility');
+  } catch (err) {
+    if ((err as { code?: string }).code !== '25P01') throw err;
+    nested = false;
+    await client.query('BEGIN');
+  }
   try {
     await client.query(`CREATE TEMP TABLE cutover_volatility_probe (x int) ON COMMIT DROP`);
     await client.query(`INSERT INTO cutover_volatility_probe VALUES (1)`);
@@ -78,7 +87,7 @@ async function isVolatile(client: pg.ClientBase, expr: string, type: string): Pr
     );
     return !r.rows[0]?.m;
   } finally {
-    await client.query('ROLLBACK');
+    await client.query(nested ? 'ROLLBACK TO SAVEPOINT cutover_volatility' : 'ROLLBACK');
   }
 }
 

@@ -26,8 +26,10 @@ export interface ColumnBackfillCheckpoint {
 }
 
 export interface ColumnBackfillHooks {
-  /** Called after every committed batch: heartbeat it; resume from the last one given. */
-  onBatch?: (cp: ColumnBackfillCheckpoint) => void;
+  /** Called after every committed batch (and how long it took): heartbeat it; resume from the last one given. */
+  onBatch?: (cp: ColumnBackfillCheckpoint, batchMs: number) => unknown;
+  /** Rows for the next batch, when a throttle decides it (default: spec.batchSize). */
+  batchSize?: () => number;
   /** Called before every batch: throw to stop (cancellation), await to throttle. */
   beforeBatch?: () => Promise<void> | void;
 }
@@ -62,26 +64,31 @@ export async function runBackfillColumn(
 ): Promise<ColumnBackfillCheckpoint> {
   const t = tableRef(spec.table);
   const key = await keyColumns(client, t);
-  const n = spec.batchSize ?? 1000;
+  const fixed = spec.batchSize ?? 1000;
   const keyList = key.map(qi).join(', ');
   const params = key.map((_, i) => `$${i + 1}`).join(', ');
   const after = key.length === 1 ? `${qi(key[0]!)} > $1` : `(${keyList}) > (${params})`;
-  const join = key.map((k) => `t.${qi(k)} = b.${qi(k)}`).join(' AND ');
-  const batchSql = (first: boolean) => `
+  // The batch's keys under names of their own: an expression naming a key column (`'u' || id`)
+  // must mean the updated row's column, not be ambiguous with the batch's.
+  const bk = (i: number) => qi(`cutover_k${i}`);
+  const join = key.map((k, i) => `t.${qi(k)} = b.${bk(i)}`).join(' AND ');
+  const batchSql = (first: boolean, n: number) => `
     WITH b AS (
-      SELECT ${keyList} FROM ${qt(t)} ${first ? '' : `WHERE ${after}`} ORDER BY ${keyList} LIMIT ${n}
+      SELECT ${key.map((k, i) => `${qi(k)} AS ${bk(i)}`).join(', ')} FROM ${qt(t)} ${first ? '' : `WHERE ${after}`} ORDER BY ${keyList} LIMIT ${n}
     ), u AS (
       UPDATE ${qt(t)} t SET ${qi(spec.column)} = (${spec.expression})
         FROM b WHERE ${join} AND t.${qi(spec.column)} IS DISTINCT FROM (${spec.expression})
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM b)::int AS scanned, (SELECT count(*) FROM u)::int AS updated,
-           (SELECT to_jsonb(ARRAY[${key.map((k) => `to_jsonb(b.${qi(k)})`).join(', ')}]) FROM b ORDER BY ${key.map((k) => `b.${qi(k)}`).join(' DESC, ')} DESC LIMIT 1) AS last`;
+           (SELECT to_jsonb(ARRAY[${key.map((_, i) => `to_jsonb(b.${bk(i)})`).join(', ')}]) FROM b ORDER BY ${key.map((_, i) => `b.${bk(i)}`).join(' DESC, ')} DESC LIMIT 1) AS last`;
   const cp = { ...from };
   for (;;) {
     await hooks.beforeBatch?.();
+    const n = Math.max(1, Math.round(hooks.batchSize?.() ?? fixed));
+    const t0 = performance.now();
     const r = await client.query<{ scanned: number; updated: number; last: unknown[] | null }>(
-      batchSql(cp.lastKey === undefined),
+      batchSql(cp.lastKey === undefined, n),
       cp.lastKey ?? [],
     );
     const row = r.rows[0]!;
@@ -90,7 +97,7 @@ export async function runBackfillColumn(
     cp.rowsScanned += row.scanned;
     cp.rowsUpdated += row.updated;
     cp.batches += 1;
-    hooks.onBatch?.({ ...cp });
+    await hooks.onBatch?.({ ...cp }, Math.round(performance.now() - t0));
     if (row.scanned < n) return cp;
     if (spec.pauseMs) await new Promise((res) => setTimeout(res, spec.pauseMs));
   }

@@ -5,8 +5,10 @@
  */
 import type pg from 'pg';
 import { UserError } from '../errors';
+import { defaultLockRetry, isLockTimeout, withLockRetry } from '../db/lock-timeout';
 import {
   assertTable,
+  blockersOf,
   checkIdent,
   columnInfo,
   ddl,
@@ -81,26 +83,42 @@ export async function runCreateIndex(
   opts: ExpandOptions = {},
 ): Promise<void> {
   const t = tableRef(spec.table);
-  const state = await indexState(client, t, spec.name);
-  if (state?.valid) return;
-  if (state)
-    await ddl(
-      client,
-      t,
-      `DROP INDEX CONCURRENTLY IF EXISTS ${qi(t.schema)}.${qi(spec.name)}`,
-      opts,
-    );
-  await ddl(
-    client,
-    t,
-    `CREATE ${spec.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY IF NOT EXISTS ${qi(spec.name)} ON ${qt(t)} (${spec.columns.map(qi).join(', ')})`,
-    opts,
-  );
-  const after = await indexState(client, t, spec.name);
-  if (!after?.valid)
-    throw new UserError(
-      `index ${spec.name} was built but is not valid; it will be dropped and rebuilt on the next attempt`,
-    );
+  const build = `CREATE ${spec.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY IF NOT EXISTS ${qi(spec.name)} ON ${qt(t)} (${spec.columns.map(qi).join(', ')})`;
+  const lock = { ...defaultLockRetry, ...opts.lock };
+  // A concurrent build that times out waiting for older transactions leaves an INVALID index,
+  // which IF NOT EXISTS would then take for done: each attempt drops the leftover first, so the
+  // retries below (not the one-statement retries of ddl()) are what waits out a long transaction.
+  for (let attempt = 1; ; attempt++) {
+    const state = await indexState(client, t, spec.name);
+    if (state?.valid) return;
+    if (state)
+      await ddl(
+        client,
+        t,
+        `DROP INDEX CONCURRENTLY IF EXISTS ${qi(t.schema)}.${qi(spec.name)}`,
+        opts,
+      );
+    try {
+      await withLockRetry(client, () => client.query(build), { ...lock, attempts: 1 });
+    } catch (err) {
+      if (!isLockTimeout(err) || attempt >= lock.attempts) throw err;
+      const base = Math.min(lock.maxBackoffMs, lock.initialBackoffMs * 2 ** (attempt - 1));
+      const wait = Math.round(base / 2 + Math.random() * (base / 2));
+      const who = await blockersOf(client, t).catch(() => 'unknown');
+      opts.onWait?.(
+        `waiting for a lock on ${label(t)} (attempt ${attempt}, next in ${wait} ms): ${who}`,
+      );
+      await new Promise((r) => setTimeout(r, wait));
+      continue;
+    }
+    const after = await indexState(client, t, spec.name);
+    if (after?.valid) return;
+    // Not valid without an error: a concurrent session's leftover; dropped and rebuilt next time.
+    if (attempt >= lock.attempts)
+      throw new UserError(
+        `index ${spec.name} was built but is not valid after ${attempt} attempts`,
+      );
+  }
 }
 
 export async function undoCreateIndex(

@@ -143,3 +143,31 @@ export async function runDrop(
 function literal(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
+
+export interface DropReadiness {
+  /** The object is gone already (an earlier attempt dropped it). */
+  gone: boolean;
+  /** When it was deprecated (ISO), if it was. */
+  deprecatedAt: string | null;
+  /** Statements pg_stat_statements saw naming it; null when the extension is not installed. */
+  readers: string[] | null;
+}
+
+/**
+ * The facts validateDrop judges, without the judgement: a workflow waits on them (the
+ * deprecation's age with a durable timer, a missing pg_stat_statements with a person's
+ * confirmation) instead of failing.
+ */
+export async function dropReadiness(client: pg.ClientBase, spec: DropSpec): Promise<DropReadiness> {
+  const { t } = target(spec);
+  const gone = await client.query(`SELECT to_regclass($1) IS NULL AS g`, [qt(t)]);
+  if (gone.rows[0].g) return { gone: true, deprecatedAt: null, readers: null };
+  if (spec.column !== undefined && !(await columnInfo(client, t, spec.column)))
+    return { gone: true, deprecatedAt: null, readers: null };
+  const since = await deprecatedAt(client, spec);
+  return {
+    gone: false,
+    deprecatedAt: since ? since.toISOString() : null,
+    readers: (await recentReaders(client, spec)) ?? null,
+  };
+}

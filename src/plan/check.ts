@@ -395,11 +395,13 @@ async function validateSteps(
     problems.push({ path, message });
   };
   const base = { client, plan, change, readsOnly, env, problem };
+  const earlier: ResolvedStage['steps'] = [];
   for (const [si, stage] of stages.entries())
     for (const [pi, step] of stage.steps.entries()) {
       // Default stages have no place in the file: a step's problems point at what it came from.
       const path = plan.stages ? `stages[${si}].steps[${pi}]` : `${stage.name}.${step.kind}`;
-      await validateStep(step, { ...base, path });
+      await validateStep(step, { ...base, path, earlier: [...earlier] });
+      earlier.push(step);
     }
   for (const [i, check] of plan.run.monitor.checks.entries())
     await validateCheck(

@@ -142,3 +142,13 @@ export const stepName = requiredString('a step name')
 
 export type SqlCheck = z.output<typeof sqlCheckSchema>;
 export type PlanMonitorCheck = z.output<typeof monitorCheckSchema>;
+
+/**
+ * A column type as ALTER TABLE takes it: a name (several words allowed, e.g. `double
+ * precision`), an optional modifier and array brackets. Anything else (casts, semicolons) is
+ * refused here, so the type can be written into DDL; the plan check proves it exists.
+ */
+export const sqlType = requiredString('a column type, e.g. text or varchar(200)').regex(
+  /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?( [A-Za-z_][A-Za-z0-9_]*)*( ?\(\d+( ?, ?\d+)?\))?(\[\])*$/,
+  { error: 'must be a type name such as text, bigint, numeric(12, 2) or text[]' },
+);

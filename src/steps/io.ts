@@ -3,14 +3,22 @@
  * check` and `cutover start` before anything changes) and its run / undo functions, which the
  * activities (activities/registry.ts) expose to the workflow. Never imported by workflow code.
  */
+import * as addColumn from './addColumn';
+import * as addConstraint from './addConstraint';
 import * as approval from './approval';
 import * as backfill from './backfill';
+import * as backfillColumn from './backfillColumn';
 import * as backup from './backup';
+import * as batchMigrate from './batchMigrate';
 import * as cleanup from './cleanup';
+import * as createIndex from './createIndex';
+import * as deprecate from './deprecate';
+import * as drop from './drop';
 import * as hook from './hook';
 import * as index from './index/index';
 import * as monitor from './monitor';
 import * as route from './route';
+import * as setNotNull from './setNotNull';
 import type { ResolvedStep, ResolvedStepOf, StepKind } from './schemas';
 import * as shadow from './shadow';
 import * as sqlcheck from './sqlcheck';
@@ -35,6 +43,14 @@ export const stepIo = {
   route,
   monitor,
   hook,
+  addColumn,
+  backfillColumn,
+  setNotNull,
+  createIndex,
+  addConstraint,
+  batchMigrate,
+  deprecate,
+  drop,
   swap,
   cleanup,
 } satisfies { [K in StepKind]: StepIo<K> };

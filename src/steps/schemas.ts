@@ -5,14 +5,22 @@
  * forgetting it anywhere else fails to compile. To add a kind, see docs/architecture.md.
  */
 import { z } from 'zod';
+import * as addColumn from './addColumn/schema';
+import * as addConstraint from './addConstraint/schema';
 import * as approval from './approval/schema';
 import * as backfill from './backfill/schema';
+import * as backfillColumn from './backfillColumn/schema';
 import * as backup from './backup/schema';
+import * as batchMigrate from './batchMigrate/schema';
 import * as cleanup from './cleanup/schema';
+import * as createIndex from './createIndex/schema';
+import * as deprecate from './deprecate/schema';
+import * as drop from './drop/schema';
 import * as hook from './hook/schema';
 import * as index from './index/schema';
 import * as monitor from './monitor/schema';
 import * as route from './route/schema';
+import * as setNotNull from './setNotNull/schema';
 import * as shadow from './shadow/schema';
 import * as sqlcheck from './sqlcheck/schema';
 import * as swap from './swap/schema';
@@ -32,6 +40,14 @@ export const stepModules = {
   route,
   monitor,
   hook,
+  addColumn,
+  backfillColumn,
+  setNotNull,
+  createIndex,
+  addConstraint,
+  batchMigrate,
+  deprecate,
+  drop,
   swap,
   cleanup,
 };

@@ -3,15 +3,23 @@
  * options, undo policy) and what docs and stage rules are derived from. No I/O and only type
  * imports of the schemas, so the deterministic workflow bundle may import it.
  */
+import { spec as addColumn } from './addColumn/spec';
+import { spec as addConstraint } from './addConstraint/spec';
 import { spec as approval } from './approval/spec';
 import { spec as backfill } from './backfill/spec';
+import { spec as backfillColumn } from './backfillColumn/spec';
 import { spec as backup } from './backup/spec';
+import { spec as batchMigrate } from './batchMigrate/spec';
 import { spec as cleanup } from './cleanup/spec';
+import { spec as createIndex } from './createIndex/spec';
+import { spec as deprecate } from './deprecate/spec';
+import { spec as drop } from './drop/spec';
 import { spec as hook } from './hook/spec';
 import { spec as index } from './index/spec';
 import { spec as monitor } from './monitor/spec';
 import { spec as route } from './route/spec';
 import type { ResolvedStepOf, StepKind } from './schemas';
+import { spec as setNotNull } from './setNotNull/spec';
 import { spec as shadow } from './shadow/spec';
 import { spec as sqlcheck } from './sqlcheck/spec';
 import { spec as swap } from './swap/spec';
@@ -31,6 +39,14 @@ export const stepSpecs = {
   route,
   monitor,
   hook,
+  addColumn,
+  backfillColumn,
+  setNotNull,
+  createIndex,
+  addConstraint,
+  batchMigrate,
+  deprecate,
+  drop,
   swap,
   cleanup,
 } satisfies { [K in StepKind]: StepSpec<ResolvedStepOf<K>> };

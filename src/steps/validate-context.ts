@@ -7,6 +7,7 @@
 import type { ClientBase } from 'pg';
 import type { PlanFile } from '../plan/schema';
 import type { ResolvedChange } from '../plan/types';
+import type { ResolvedStep } from './schemas';
 
 export interface ValidateContext {
   client: ClientBase;
@@ -18,4 +19,9 @@ export interface ValidateContext {
   /** The environment the worker will have (the CLI's: workers need the same variables). */
   env: NodeJS.ProcessEnv;
   problem(path: string, message: string): void;
+  /**
+   * The plan's steps before this one, in run order: an expand step's pre-flight judges the table
+   * as they will have left it (a column added, then filled, then set NOT NULL).
+   */
+  earlier?: ResolvedStep[];
 }

@@ -3,6 +3,7 @@
  * its own, with bad items dead-lettered, a dry run that changes nothing, parallel key ranges,
  * and a SIGKILLed run resumed with no item applied twice.
  */
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -12,6 +13,11 @@ import {
   verifyBatchMigration,
   type BatchMigrationSpec,
 } from '../../src/batch/migrate';
+import {
+  batchMigrateRun,
+  batchMigrateUndo,
+  type BatchMigrateResult,
+} from '../../src/steps/batchMigrate';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { catalogSnapshot } from '../support/catalog';
 
@@ -202,5 +208,77 @@ describe('batch data migrations (real PostgreSQL)', () => {
         Object.entries(before).map(([k, v]) => [k, v.filter((x) => !x.includes('cutover'))]),
       ),
     );
+  });
+});
+
+describe('as a plan step: the batchMigrate activity', () => {
+  const step = (over: Record<string, unknown> = {}) => ({
+    kind: 'batchMigrate' as const,
+    id: 'data.batchMigrate',
+    migration: 'split_profiles',
+    source: { table: 'profiles' },
+    target: {
+      table: 'addresses',
+      columns: { profile_id: 'id', city: `data->>'city'`, zip: `(data->>'zip')::int` },
+    },
+    batchSize: 250,
+    concurrency: 2,
+    itemAttempts: 2,
+    dryRun: false,
+    ...over,
+  });
+  const run = (s: ReturnType<typeof step>) => {
+    process.env.CUTOVER_DB_BATCHSTEP_URL = db.url;
+    const env = new MockActivityEnvironment();
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    const done = env.run(batchMigrateRun, { connection: 'batchstep', step: s });
+    return { beats, done: done as Promise<BatchMigrateResult> };
+  };
+
+  it('a dry run reports the items that would fail and changes nothing', async () => {
+    const before = await catalogSnapshot(client);
+    const r = await run(step({ dryRun: true })).done;
+    expect(r.dryRun).toBe(true);
+    expect(r.itemsDone).toBe(5000);
+    expect(r.failures.map((f) => JSON.parse(f.key)[0]).sort((a, b) => a - b)).toEqual(BAD);
+    expect(r.verification).toBeNull();
+    expect(await count(`SELECT count(*) AS n FROM addresses`)).toBe(0);
+    expect(await catalogSnapshot(client)).toEqual(before);
+  });
+
+  it('dead-letters bad items, verifies the rest, and fails over maxDeadLetters; its undo forgets the checkpoints', async () => {
+    const { beats, done } = run(step());
+    const r = await done;
+    expect(r.deadLetters).toBe(BAD.length);
+    expect(r.verification).toEqual({
+      sourceRows: 5000,
+      targetRows: 5000 - BAD.length,
+      deadLetters: BAD.length,
+      differing: 0,
+    });
+    expect(beats.length).toBeGreaterThan(0);
+    // A second run with a limit: nothing left to do, but the dead letters are over it.
+    await expect(run(step({ maxDeadLetters: 2 })).done).rejects.toThrow(
+      /batch migration split_profiles: 5 items failed \(dead letters in cutover\.batch_dead_letters, more than maxDeadLetters 2\)/,
+    );
+    await batchMigrateUndo({ connection: 'batchstep', step: step() });
+    await batchMigrateUndo({ connection: 'batchstep', step: step() }); // idempotent
+    expect(
+      await count(
+        `SELECT count(*) AS n FROM cutover.batch_checkpoints WHERE migration = 'split_profiles'`,
+      ),
+    ).toBe(0);
+    expect(
+      await count(
+        `SELECT count(*) AS n FROM cutover.batch_dead_letters WHERE migration = 'split_profiles'`,
+      ),
+    ).toBe(BAD.length);
+    // Every item applied once.
+    expect(
+      await count(
+        `SELECT count(*) AS n FROM (SELECT profile_id FROM applied GROUP BY 1 HAVING count(*) > 1) d`,
+      ),
+    ).toBe(0);
   });
 });

@@ -240,6 +240,34 @@ describe('expand/contract operations (real PostgreSQL, concurrent writers)', () 
     expect((await db.pool.query(`SELECT to_regclass('items_email_n') AS r`)).rows[0].r).toBeNull();
   });
 
+  it('createIndex behind a long transaction: each timed-out concurrent build’s INVALID leftover is dropped, the wait is told, then it builds', async () => {
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'long-report' });
+    await holder.connect();
+    const pid = (await holder.query(`SELECT pg_backend_pid() AS p`)).rows[0].p as number;
+    await holder.query(`BEGIN ISOLATION LEVEL REPEATABLE READ`);
+    await holder.query(`SELECT count(*) FROM items`);
+    const waits: string[] = [];
+    const spec = { table: 'items', name: 'items_n_idx', columns: ['n'] };
+    const running = runCreateIndex(client, spec, {
+      lock: { lockTimeoutMs: 200, attempts: 50, initialBackoffMs: 50, maxBackoffMs: 200 },
+      onWait: (m) => waits.push(m),
+    });
+    try {
+      const deadline = Date.now() + 60_000;
+      while (waits.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(waits[0]).toMatch(new RegExp(`waiting for a lock on public\\.items .*pid ${pid} `));
+    } finally {
+      await holder.query('COMMIT');
+      await holder.end();
+    }
+    await running;
+    const idx = await db.pool.query(
+      `SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_n_idx'::regclass`,
+    );
+    expect(idx.rows).toEqual([{ indisvalid: true }]);
+    await undoCreateIndex(client, spec);
+  });
+
   it('addConstraint: FK and CHECK go in NOT VALID then VALIDATE under writes; violating rows are named first', async () => {
     await client.query(
       `CREATE TABLE kinds (n int PRIMARY KEY); INSERT INTO kinds SELECT generate_series(0, 8)`,

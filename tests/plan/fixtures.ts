@@ -25,6 +25,17 @@ export const exampleSchema = `
     email text NOT NULL UNIQUE
   );
 
+  -- The example application's accounts (plans/expand-contract-users.yaml changes them).
+  CREATE TABLE users (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    name text NOT NULL
+  );
+  CREATE TABLE user_preferences (
+    user_id bigint PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    theme text NOT NULL DEFAULT 'light'
+  );
+
   CREATE TABLE nokey (a int, b text);
   CREATE TABLE nullable_key (email text UNIQUE, n int);
   CREATE TABLE composite (tenant int NOT NULL, seq int NOT NULL, v text, PRIMARY KEY (tenant, seq));

@@ -31,6 +31,19 @@ describe('step-kind registry', () => {
       if (kind === 'route') minimal.percent = 10;
       if (kind === 'monitor') minimal.seconds = 60;
       if (kind === 'hook') minimal.run = { command: 'true' };
+      // The expand/contract kinds name their table and what they change in it.
+      const t = { table: 'public.users', column: 'c' };
+      const expand: Record<string, Record<string, unknown>> = {
+        addColumn: { ...t, type: 'text' },
+        backfillColumn: { ...t, expression: 'lower(email)' },
+        setNotNull: t,
+        createIndex: { table: t.table, index: 'i', columns: ['c'] },
+        addConstraint: { table: t.table, constraint: 'k', check: 'c > 0' },
+        batchMigrate: { migration: 'm', source: { table: 'a' }, module: './m.mjs' },
+        deprecate: t,
+        drop: t,
+      };
+      Object.assign(minimal, expand[kind] ?? {});
       expect(stepSchema.safeParse(minimal).success, kind).toBe(true);
     }
     // …and its error message names exactly the registered kinds.
@@ -58,9 +71,10 @@ describe('step-kind registry', () => {
       if (kind === 'approval') expect(s.options).toBeUndefined();
       else expect(s.options, kind).toBeTypeOf('function');
     }
-    // The point of no return is explicit, and only cleanup has it (the swap has an undo, the
-    // swap-back; only a plan without a down mapping makes the swap itself final, at run time).
-    expect(stepKinds.filter((k) => spec(k).undo.kind === 'none')).toEqual(['cleanup']);
+    // The point of no return is explicit, and only a drop and cleanup have it (the swap has an
+    // undo, the swap-back; only a plan without a down mapping makes the swap itself final, at
+    // run time).
+    expect(stepKinds.filter((k) => spec(k).undo.kind === 'none')).toEqual(['drop', 'cleanup']);
   });
 
   it('exposes each kind’s run and undo through the registered activities', () => {

@@ -25,6 +25,10 @@ beforeAll(async () => {
   db = await createTestDatabase('steps');
   process.env.DATABASE_URL = db.url;
   await seedOrders(db, 50);
+  // The drop case's column, deprecated a day ago (its bad input takes the mark away).
+  await db.pool.query(
+    `COMMENT ON COLUMN orders.created_at IS 'cutover:deprecated-at=${new Date(Date.now() - 86_400_000).toISOString()}'`,
+  );
   plan = parsePlan(widenPlanYaml('validate_steps', ''), 'validate.yaml');
   const client = await db.pool.connect();
   try {
@@ -146,6 +150,102 @@ const cases: Partial<Record<StepKind, Case>> = {
     bad: () => {},
     expect: /CUTOVER_TEST_NO_SUCH_DEPLOY_TOKEN, which is not set/,
   },
+  addColumn: {
+    step: {
+      kind: 'addColumn',
+      id: 'p.addColumn',
+      table: 'public.orders',
+      column: 'note',
+      type: 'text',
+    },
+    bad: () => {},
+    expect:
+      /default of public\.orders\.note \(random\(\)::text\) is volatile: it would rewrite every row/,
+  },
+  backfillColumn: {
+    step: {
+      kind: 'backfillColumn',
+      id: 'p.backfillColumn',
+      table: 'public.orders',
+      column: 'customer',
+      expression: "coalesce(customer, 'unknown')",
+      batchSize: 100,
+      pauseMs: 0,
+    },
+    bad: () => {},
+    expect:
+      /public\.orders\.customer holds other values in rows with key 1, 2, 3, 4, 5, …, which the backfill would overwrite/,
+  },
+  setNotNull: {
+    step: { kind: 'setNotNull', id: 'p.setNotNull', table: 'public.orders', column: 'customer' },
+    bad: async (_ctx, client) => {
+      await client.query(`ALTER TABLE orders ALTER COLUMN customer DROP NOT NULL`);
+      await client.query(`UPDATE orders SET customer = NULL WHERE id IN (7, 9)`);
+    },
+    expect: /public\.orders\.customer would be NULL in rows with key 7, 9: fill them first/,
+  },
+  createIndex: {
+    step: {
+      kind: 'createIndex',
+      id: 'p.createIndex',
+      table: 'public.orders',
+      index: 'orders_amount_key',
+      columns: ['amount_cents'],
+      unique: true,
+    },
+    bad: async (_ctx, client) => {
+      await client.query(`UPDATE orders SET amount_cents = 10 WHERE id IN (2, 3)`);
+    },
+    expect: /duplicates under the new unique index orders_amount_key: \(10\) \(3 rows\)/,
+  },
+  addConstraint: {
+    step: {
+      kind: 'addConstraint',
+      id: 'p.addConstraint',
+      table: 'public.orders',
+      constraint: 'orders_amount_cap',
+      check: 'amount_cents < 100000',
+    },
+    bad: async (_ctx, client) => {
+      await client.query(`UPDATE orders SET amount_cents = 200000 WHERE id = 4`);
+    },
+    expect: /rows that orders_amount_cap would reject, with key 4: fix them first/,
+  },
+  batchMigrate: {
+    step: {
+      kind: 'batchMigrate',
+      id: 'p.batchMigrate',
+      migration: 'copy_orders',
+      source: { table: 'public.orders' },
+      target: { table: 'public.orders_v2', columns: { id: 'id', customer: 'customer' } },
+      batchSize: 100,
+      concurrency: 1,
+      itemAttempts: 3,
+      dryRun: false,
+    },
+    bad: () => {},
+    expect: /batch migration copy_orders: .*no_such_column/,
+  },
+  deprecate: {
+    step: { kind: 'deprecate', id: 'p.deprecate', table: 'public.orders', column: 'created_at' },
+    bad: () => {},
+    expect: /public\.orders has no column ghost/,
+  },
+  drop: {
+    step: {
+      kind: 'drop',
+      id: 'p.drop',
+      table: 'public.orders',
+      column: 'created_at',
+      minDeprecatedSeconds: 0,
+      gate: 'drop-orders-created_at',
+      auto: false,
+    },
+    bad: async (_ctx, client) => {
+      await client.query(`COMMENT ON COLUMN orders.created_at IS NULL`);
+    },
+    expect: /column public\.orders\.created_at was never deprecated: add a deprecate step/,
+  },
   swap: {
     step: { kind: 'swap', id: 'p.swap', lockTimeoutMs: 1000, maxWaitSeconds: 600 },
     bad: async (_ctx, client) => {
@@ -159,6 +259,35 @@ const cases: Partial<Record<StepKind, Case>> = {
 
 // Bad inputs that live in the step itself rather than around it.
 const badSteps: Partial<Record<StepKind, ResolvedStep>> = {
+  addColumn: {
+    kind: 'addColumn',
+    id: 'p.addColumn',
+    table: 'public.orders',
+    column: 'note',
+    type: 'text',
+    default: 'random()::text',
+  },
+  backfillColumn: {
+    kind: 'backfillColumn',
+    id: 'p.backfillColumn',
+    table: 'public.orders',
+    column: 'customer',
+    expression: 'upper(customer)',
+    batchSize: 100,
+    pauseMs: 0,
+  },
+  batchMigrate: {
+    kind: 'batchMigrate',
+    id: 'p.batchMigrate',
+    migration: 'copy_orders',
+    source: { table: 'public.orders' },
+    target: { table: 'public.orders_v2', columns: { id: 'id', customer: 'no_such_column' } },
+    batchSize: 100,
+    concurrency: 1,
+    itemAttempts: 3,
+    dryRun: false,
+  },
+  deprecate: { kind: 'deprecate', id: 'p.deprecate', table: 'public.orders', column: 'ghost' },
   sqlcheck: {
     kind: 'sqlcheck',
     id: 'p.sqlcheck',

@@ -13,6 +13,17 @@ function renderStages(stages: ResolvedStage[]): string {
         if (st.kind === 'monitor') return `monitor ${st.seconds}s`;
         if (st.kind === 'approval') return `approval (gate ${st.gate})`;
         if (st.kind === 'hook') return `hook ${st.name ?? ''}`.trim();
+        // Expand/contract steps say what they change.
+        const col = (t: string, c?: string) => `${t}${c !== undefined ? `.${c}` : ''}`;
+        if (st.kind === 'addColumn' || st.kind === 'backfillColumn' || st.kind === 'setNotNull')
+          return `${st.kind} ${col(st.table, st.column)}`;
+        if (st.kind === 'createIndex') return `createIndex ${st.index}`;
+        if (st.kind === 'addConstraint') return `addConstraint ${st.constraint}`;
+        if (st.kind === 'batchMigrate')
+          return `batchMigrate ${st.migration}${st.dryRun ? ' (dry run)' : ''}`;
+        if (st.kind === 'deprecate') return `deprecate ${col(st.table, st.column)}`;
+        if (st.kind === 'drop')
+          return `drop ${col(st.table, st.column)}${st.confirmedUnused ? '' : ` (gate ${st.gate} without pg_stat_statements)`}`;
         return st.kind;
       });
       return `  ${s.name.padEnd(16)} ${steps.join(' → ')}`;
