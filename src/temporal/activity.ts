@@ -156,6 +156,12 @@ export function isDataError(err: unknown): boolean {
   return code !== undefined && /^2[23][0-9A-Z]{3}$/.test(code);
 }
 
+/** Class 2B (dependent objects still exist): a DROP that other objects need; retrying cannot help. */
+export function isDependencyError(err: unknown): boolean {
+  const code = codeOf(err);
+  return code !== undefined && /^2B[0-9A-Z]{3}$/.test(code);
+}
+
 /**
  * What a failed activity throws to Temporal. Errors that cannot heal (a UserError: bad input or
  * a state that retrying cannot change, a plan error, a PostgreSQL data error) become
@@ -172,6 +178,15 @@ export function toActivityFailure(err: unknown): unknown {
       nonRetryable: true,
       cause: err,
     });
+  if (isDependencyError(err)) {
+    const e = err as Error & { code: string };
+    return ApplicationFailure.create({
+      message: `${e.message} (SQLSTATE ${e.code}): other objects depend on it; drop or move them first, or leave it`,
+      type: 'PostgresDependencyError',
+      nonRetryable: true,
+      cause: e,
+    });
+  }
   if (isDataError(err)) {
     const e = err as Error & { code: string };
     return ApplicationFailure.create({

@@ -52,6 +52,18 @@ describe('activity error mapping', () => {
     }
   });
 
+  it('a DROP that other objects depend on (class 2B) is not retried', async () => {
+    const err = await pgError('DROP TABLE t', async (c) => {
+      await c.query('BEGIN');
+      await c.query('CREATE VIEW t_view AS SELECT * FROM t');
+    });
+    expect((err as { code?: string }).code).toBe('2BP01');
+    expect(nonRetryable(err)).toBe(true);
+    const f = toActivityFailure(err) as ApplicationFailure;
+    expect(f.type).toBe('PostgresDependencyError');
+    expect(f.message).toMatch(/other objects depend on it/);
+  });
+
   it('lock timeout, serialization failure and a terminated backend stay retryable', async () => {
     const holder = await db.pool.connect();
     try {
