@@ -12,8 +12,10 @@ export interface Figure {
   /** null when this run could not measure it (the note says why). */
   value: number | null;
   unit: string;
-  /** The issue's target for the figure, when it has one. */
+  /** The issue's target for the figure, when it has one: the least a ratio must reach. */
   target?: number;
+  /** A target that is a ceiling instead (a time that must stay under it). */
+  targetMax?: number;
   /** Each side-by-side repetition, when repeated. */
   runs?: number[];
   note?: string;
@@ -59,14 +61,37 @@ function machine(): ResultsFile['machine'] {
 const show = (f: Figure) =>
   f.value === null
     ? 'not measured'
-    : `${f.unit === 'ratio' ? `${f.value.toFixed(2)}×` : `${Math.round(f.value).toLocaleString('en-US')} ${f.unit}`}`;
+    : f.unit === 'ratio'
+      ? `${f.value.toFixed(2)}×`
+      : // Seconds keep their tenth: recovery times are a few seconds.
+        `${f.unit === 's' ? f.value.toFixed(1) : Math.round(f.value).toLocaleString('en-US')} ${f.unit}`;
 
 function markdown(r: ResultsFile): string {
   const rows = Object.entries(r.figures).map(([k, f]) => {
-    const target = f.target === undefined ? '' : `≥ ${f.target}×`;
+    const target =
+      f.target !== undefined
+        ? `≥ ${f.target}×`
+        : f.targetMax !== undefined
+          ? `< ${f.targetMax} ${f.unit}`
+          : '';
     const met =
-      f.target === undefined || f.value === null ? '' : f.value >= f.target ? 'yes' : 'no';
-    const runs = f.runs && f.runs.length > 1 ? f.runs.map((x) => x.toFixed(2)).join(', ') : '';
+      f.value === null
+        ? ''
+        : f.target !== undefined
+          ? f.value >= f.target
+            ? 'yes'
+            : 'no'
+          : f.targetMax !== undefined
+            ? f.value < f.targetMax
+              ? 'yes'
+              : 'no'
+            : '';
+    const runs =
+      f.runs && f.runs.length > 1
+        ? f.runs
+            .map((x) => (f.unit === 'ratio' ? x.toFixed(2) : Math.round(x).toLocaleString('en-US')))
+            .join(', ')
+        : '';
     return `| \`${k}\` | ${show(f)} | ${target} | ${met} | ${runs} | ${f.note ?? ''} |`;
   });
   const sections = Object.entries(r.sections).map(
@@ -105,7 +130,11 @@ export async function recordResults(section: string, result: SectionResult): Pro
   for (const [k, f] of Object.entries(result.figures)) file.figures[k] = { ...f, section };
   const { figures: _figures, ...rest } = result;
   file.sections[section] = { ...rest, at: new Date().toISOString() };
-  await writeFile(json, JSON.stringify(file, null, 2) + '\n');
-  await writeFile(md, markdown(file));
+  // Written as prettier would, so `prettier --check .` stays clean after a benchmark run.
+  const prettier = await import('prettier');
+  const style = async (path: string, text: string) =>
+    prettier.format(text, { ...(await prettier.resolveConfig(path)), filepath: path });
+  await writeFile(json, await style(json, JSON.stringify(file, null, 2)));
+  await writeFile(md, await style(md, markdown(file)));
   return [json, md];
 }
