@@ -17,6 +17,7 @@
  *     up:   { total: "amount_cents / 100.0" }   # target column → SQL over one source row
  *     down: { amount_cents: "(total * 100)::int" } # source column → SQL over one target row
  *     lossy: "<reason>"            # optional: accept a mapping that truncates / does not round-trip
+ *   finish: swap                     # or rename: the new table keeps its name (posts → articles)
  *   backfill / verify / shift / stages / run: see docs/plans.md (the full reference, with defaults)
  *
  * Columns not named in a mapping map by same name when both tables have them. A target column
@@ -174,6 +175,13 @@ export const planSchema = z.strictObject({
       checks: z.array(monitorCheckSchema).default([]),
     })
     .prefault({}),
+  /**
+   * How the run ends (docs/plans.md, "Two ways to finish"): `swap` gives the new table the old
+   * table's name; `rename` is for a plan whose point is the new name (posts → articles): the new
+   * table keeps its name and the old name stays usable as a view over it until cleanup. Picks
+   * the finish step of the default stages; with `stages`, the plan's own step must agree.
+   */
+  finish: z.enum(['swap', 'rename'], { error: 'must be swap or rename' }).optional(),
   stages: z.array(stageSchema).min(1).optional(),
   run: runSchema,
 });

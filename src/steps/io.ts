@@ -10,6 +10,7 @@ import * as cleanup from './cleanup';
 import * as hook from './hook';
 import * as index from './index/index';
 import * as monitor from './monitor';
+import * as rename from './rename';
 import * as route from './route';
 import type { ResolvedStep, ResolvedStepOf, StepKind } from './schemas';
 import * as shadow from './shadow';
@@ -36,6 +37,7 @@ export const stepIo = {
   monitor,
   hook,
   swap,
+  rename,
   cleanup,
 } satisfies { [K in StepKind]: StepIo<K> };
 

@@ -12,6 +12,7 @@ import * as cleanup from './cleanup/schema';
 import * as hook from './hook/schema';
 import * as index from './index/schema';
 import * as monitor from './monitor/schema';
+import * as rename from './rename/schema';
 import * as route from './route/schema';
 import * as shadow from './shadow/schema';
 import * as sqlcheck from './sqlcheck/schema';
@@ -33,6 +34,7 @@ export const stepModules = {
   monitor,
   hook,
   swap,
+  rename,
   cleanup,
 };
 

@@ -10,6 +10,7 @@ import { spec as cleanup } from './cleanup/spec';
 import { spec as hook } from './hook/spec';
 import { spec as index } from './index/spec';
 import { spec as monitor } from './monitor/spec';
+import { spec as rename } from './rename/spec';
 import { spec as route } from './route/spec';
 import type { ResolvedStepOf, StepKind } from './schemas';
 import { spec as shadow } from './shadow/spec';
@@ -32,6 +33,7 @@ export const stepSpecs = {
   monitor,
   hook,
   swap,
+  rename,
   cleanup,
 } satisfies { [K in StepKind]: StepSpec<ResolvedStepOf<K>> };
 

@@ -20,6 +20,7 @@ export const complete: StepHandlers = {
   monitor: noop,
   hook: noop,
   swap: noop,
+  rename: noop,
   cleanup: noop,
 };
 
@@ -38,6 +39,7 @@ export const missingHook: StepHandlers = {
   route: noop,
   monitor: noop,
   swap: noop,
+  rename: noop,
   cleanup: noop,
 };
 
