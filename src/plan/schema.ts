@@ -160,16 +160,23 @@ export const planSchema = z.strictObject({
   shift: z
     .strictObject({
       readsOnly: z.boolean({ error: 'must be true or false' }).optional(),
+      // [] finishes directly (the swap or rename without traffic steps), for applications that
+      // do not route.
       steps: z
         .array(shiftStep)
-        .min(1)
         .default([10, 50, 100])
         .refine(
           (steps) => {
             const p = steps.map((s) => (typeof s === 'number' ? s : s.percent));
-            return p.every((v, i) => i === 0 || v > p[i - 1]!) && p[p.length - 1] === 100;
+            return (
+              p.length === 0 ||
+              (p.every((v, i) => i === 0 || v > p[i - 1]!) && p[p.length - 1] === 100)
+            );
           },
-          { error: 'percents must increase and end at 100, e.g. [10, 50, 100]' },
+          {
+            error:
+              'percents must increase and end at 100, e.g. [10, 50, 100] (or [] to finish without traffic steps)',
+          },
         ),
       monitorSeconds: int('default monitoring window after each step', 0, 7 * 86400).default(300),
       checks: z.array(monitorCheckSchema).default([]),

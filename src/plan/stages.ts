@@ -44,7 +44,8 @@ export function defaultStages(plan: PlanFile): PlanStage[] {
     },
     { name: 'validate', steps: validate },
     { name: 'approve-shift', steps: [{ kind: 'approval', gate: 'shift', auto: false }] },
-    { name: 'shift', steps: shift },
+    // `shift.steps: []`: the finish comes straight after the gate (a stage needs a step).
+    ...(shift.length > 0 ? [{ name: 'shift', steps: shift }] : []),
     plan.finish === 'rename'
       ? { name: 'rename', steps: [{ kind: 'rename', lockTimeoutMs: 1000, maxWaitSeconds: 600 }] }
       : { name: 'swap', steps: [{ kind: 'swap', lockTimeoutMs: 1000, maxWaitSeconds: 600 }] },
