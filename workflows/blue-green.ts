@@ -387,6 +387,15 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
 
   const defaultArchive = () => archiveTableName(change.source.table, workflowInfo().startTime);
 
+  const routeTarget = () => ({ connection, migration: change.name, router: settings.router });
+  const externalRouter = () => settings.router !== undefined && settings.router.kind !== 'postgres';
+  /** A route step's shape, for its activity options (they depend on the router only). */
+  const routeStep = (id: string, percent: number): ResolvedStepOf<'route'> => ({
+    kind: 'route',
+    id,
+    percent,
+  });
+
   const describeBlockers = (reason: string, blockers: SwapBlocker[]): string => {
     if (!blockers.length)
       return reason === 'blocked' ? 'a transaction on the tables' : 'lock not granted in time';
@@ -427,6 +436,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
         ? undoOf('rename', step as ResolvedStepOf<'rename'>).renameBackAttempt(i)
         : undoOf('swap', step as ResolvedStepOf<'swap'>).swapBackAttempt(i);
     const reversible = change.down !== undefined;
+    let toldRouter = false;
     const current = (status.swap = {
       state: 'waiting' as const,
       archive,
@@ -463,6 +473,13 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
           };
           // The rename-back put the route row back where it was before the rename.
           if (mode === 'rename' && swappedBack) status.routePercent = percentBefore;
+          // A router told about the finish hears the way back; with route steps their own undo
+          // (which runs next) tells it.
+          if (toldRouter && !undos.some((u) => u.step === 'route'))
+            await undoOf('route', routeStep(step.id, 0)).routeUndo.executeWithOptions(
+              { summary: 'route back to 0%' },
+              [routeTarget()],
+            );
           await acts(stepSpecs.swap.validateKeysUndoOptions).swapValidateKeys(input);
         },
       });
@@ -494,6 +511,17 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     };
     // A rename routes every key to the new table in its transaction (routers follow the row).
     if (mode === 'rename') status.routePercent = 100;
+    // A webhook or command router is told after the commit, never inside the finish's
+    // transaction (its locks are bounded by lock_timeout; an HTTP call or a command is not):
+    // the same call as a route step, with the route row's percent and its swapped flag. A
+    // router that refuses fails the step, and the rollback swaps (or renames) back.
+    if (externalRouter() && patched('finish-tells-routers')) {
+      toldRouter = true;
+      await runOf('route', routeStep(step.id, status.routePercent)).routeSet.executeWithOptions(
+        { summary: `tell the router: ${mode === 'rename' ? 'renamed' : 'swapped'}` },
+        [{ ...routeTarget(), percent: status.routePercent }],
+      );
+    }
     if (!reversible) {
       // No down mapping: the archive does not follow the new table, so there is no way back.
       pastNoReturn = true;
@@ -568,7 +596,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     },
     approval: (step) => gate(step),
     route: async (step) => {
-      const target = { connection, migration: change.name, router: settings.router };
+      const target = routeTarget();
       if (!undos.some((u) => u.step === 'route'))
         undos.push({
           step: 'route',

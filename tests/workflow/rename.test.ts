@@ -5,6 +5,9 @@
  * through the old name's view or the new name is in the old table afterwards; the status says
  * what happened.
  */
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { abortSignal, statusQuery, TASK_QUEUE, type RunStatus } from '../../workflows/definitions';
@@ -162,5 +165,51 @@ describe('a rename plan through the workflow', () => {
     ).toBe(300 + 2 - 1);
     expect(await userTriggers(db)).toBe(0);
     expect(await routePercent(db, 'widen_orders_id')).toBe(0);
+  });
+
+  it('a command router hears the finish after its commit, and the way back', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'cutover-rename-router-')), 'seen');
+    const router = {
+      kind: 'command' as const,
+      command: `echo "$CUTOVER_PERCENT $CUTOVER_SWAPPED" >> '${out}'`,
+      timeoutMs: 5000,
+    };
+    const lines = () => (existsSync(out) ? readFileSync(out, 'utf8').trim().split('\n') : []);
+    const worker = await createTestWorker(env, recordingActivities(calls));
+
+    // A rename, aborted in its window: told 100% after the rename, 0% after the rename-back.
+    const renamed = await widenPlan(db, RENAME);
+    const result = await worker.runUntil(async () => {
+      const handle = await start({
+        plan: renamed,
+        settings: { autoApprove: 'all', rollbackWindowSeconds: 86_400, router },
+      });
+      for (let i = 0; i < 1200; i++) {
+        const s = await handle.query(statusQuery);
+        if (s.windowEndsAt !== undefined && s.swap?.state === 'swapped') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(lines()).toEqual(['100 false']);
+      await handle.signal(abortSignal, { reason: 'changed our minds' });
+      return handle.result();
+    });
+    expect(result.outcome).toBe('rolled-back');
+    expect(lines()).toEqual(['100 false', '0 false']);
+    expect(await relkind('orders')).toBe('r');
+
+    // A swap without traffic steps: the router hears that the names have swapped.
+    await seedOrders(db, 300);
+    const swapped = await widenPlan(db, 'shift:\n  steps: []\n');
+    // runUntil shuts its worker down: the second run gets its own.
+    const second = await createTestWorker(env, recordingActivities(calls));
+    const done = await second.runUntil(async () => {
+      const handle = await start({
+        plan: swapped,
+        settings: { autoApprove: 'all', rollbackWindowSeconds: 0, router },
+      });
+      return handle.result();
+    });
+    expect(done.outcome).toBe('completed');
+    expect(lines()).toEqual(['100 false', '0 false', '0 true']);
   });
 });
