@@ -136,7 +136,17 @@ export async function finishSwap(
     client,
     () =>
       inTx(client, async () => {
-        await client.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+        // The view first, then the table, the order in which a write through the view takes
+        // them: the DROP VIEW below then never queues for the view while holding the table,
+        // which could close a cycle with that write (and abort it as a deadlock).
+        const view = quoteQualified(record.schema, bridgeViewOf(record));
+        const { rows: hasView } = await client.query<{ ok: boolean }>(
+          `SELECT to_regclass($1) IS NOT NULL AS ok`,
+          [view],
+        );
+        await client.query(
+          `LOCK TABLE ${hasView[0]!.ok ? `${view}, ` : ''}${table} IN ACCESS EXCLUSIVE MODE`,
+        );
         // The archive's TRUNCATE guard goes too (DROP TRIGGER's lock); nobody writes it now.
         const { rows: present } = await client.query<{ ok: boolean }>(
           `SELECT to_regclass($1) IS NOT NULL AS ok`,
@@ -150,9 +160,7 @@ export async function finishSwap(
         for (const sql of spec.dropSync) await client.query(sql);
         await clearSyncDebt(client, migration);
         // After a rename this is the old name: code that still uses it stops working here.
-        await client.query(
-          `DROP VIEW IF EXISTS ${quoteQualified(record.schema, bridgeViewOf(record))}`,
-        );
+        await client.query(`DROP VIEW IF EXISTS ${view}`);
         for (const id of record.identity) {
           const { rows } = await client.query<{ next: string }>(
             `SELECT coalesce(pg_sequence_last_value($1::regclass) + 1,

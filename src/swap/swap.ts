@@ -637,9 +637,19 @@ export async function attemptSwapBack(
   await client.query('BEGIN');
   try {
     await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${spec.lockTimeoutMs}ms`]);
-    await client.query(
-      `LOCK TABLE ${[...new Set([origName, qual(schema, record.archive), ...record.foreignKeys.map((f) => f.table)])].join(', ')} IN ACCESS EXCLUSIVE MODE`,
+    // The temporary name's view first, in the order a write through it takes its locks: the
+    // DROP VIEW below then never queues for it while holding the tables (a deadlock with it).
+    const { rows: view } = await client.query<{ ok: boolean }>(
+      `SELECT to_regclass($1) IS NOT NULL AS ok`,
+      [qual(schema, record.shadow)],
     );
+    const lockList = [
+      ...(view[0]!.ok ? [qual(schema, record.shadow)] : []),
+      origName,
+      qual(schema, record.archive),
+      ...record.foreignKeys.map((f) => f.table),
+    ];
+    await client.query(`LOCK TABLE ${[...new Set(lockList)].join(', ')} IN ACCESS EXCLUSIVE MODE`);
     // The reverse sync's debt (new → archive) is settled while the names are still swapped.
     await drainSyncDebt(client, spec.swapped, { inTransaction: true });
     await client.query(`DROP VIEW IF EXISTS ${qual(schema, record.shadow)}`);
