@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { abortSignal, statusQuery, TASK_QUEUE, type RunStatus } from '../../workflows/definitions';
+import { renderReport } from '../../src/cli/render-status';
 import { blueGreen, type BlueGreenInput } from '../../workflows/blue-green';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { timeSkippingEnv } from '../support/temporal';
@@ -145,6 +146,14 @@ describe('a rename plan through the workflow', () => {
     expect(result.undone).toContain('rename.rename');
     expect(calls).toContain('renameBackAttempt');
     expect(status.swap).toMatchObject({ state: 'swapped-back', mode: 'rename' });
+    // `cutover status` says it in the rename's words.
+    const rendered = renderReport({
+      workflowId: 'rename-test',
+      runStatus: 'COMPLETED',
+      status,
+      activities: [],
+    });
+    expect(rendered).toMatch(/rename +renamed-back: old table to be archived as orders_old_\d{14}/);
     expect(status.routePercent).toBe(0);
     expect(status.pointOfNoReturn).toBeUndefined();
     // The old table is back under its name with every write; the new table is gone.
