@@ -14,6 +14,7 @@ import * as hook from '../src/steps/hook/action';
 import * as monitor from '../src/steps/monitor/monitor';
 import * as route from '../src/steps/route/route';
 import * as shadow from '../src/steps/shadow/table';
+import * as rename from '../src/steps/rename/rename';
 import * as swap from '../src/steps/swap/swap';
 import * as sync from '../src/steps/sync/triggers';
 import * as verifying from '../src/steps/verify/tables';
@@ -74,6 +75,10 @@ export const swapBackAttempt = activity((input: swap.SwapInput) => swap.swapBack
 export const swapValidateKeys = activity((input: swap.SwapInput) => swap.swapValidateKeys(input));
 export const swapFinish = activity((input: swap.SwapInput) => swap.swapFinish(input));
 export const swapDropArchive = activity((input: swap.SwapInput) => swap.swapDropArchive(input));
+export const renameAttempt = activity((input: swap.SwapInput) => rename.renameAttempt(input));
+export const renameBackAttempt = activity((input: swap.SwapInput) =>
+  rename.renameBackAttempt(input),
+);
 export const cleanupRun = activity(cleanup.cleanupRun);
 export const cleanupDropArchive = activity(cleanup.cleanupDropArchive);
 export const migrationsApply = activity(migrations.migrationsApply);

@@ -398,6 +398,15 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
 
   const defaultArchive = () => archiveTableName(change.source.table, workflowInfo().startTime);
 
+  const routeTarget = () => ({ connection, migration: change.name, router: settings.router });
+  const externalRouter = () => settings.router !== undefined && settings.router.kind !== 'postgres';
+  /** A route step's shape, for its activity options (they depend on the router only). */
+  const routeStep = (id: string, percent: number): ResolvedStepOf<'route'> => ({
+    kind: 'route',
+    id,
+    percent,
+  });
+
   const describeBlockers = (reason: string, blockers: SwapBlocker[]): string => {
     if (!blockers.length)
       return reason === 'blocked' ? 'a transaction on the tables' : 'lock not granted in time';
@@ -411,17 +420,43 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     return Math.round(base / 2 + Math.random() * (base / 2));
   };
 
-  const swap = async (step: ResolvedStepOf<'swap'>) => {
+  /**
+   * The finish: a swap (the new table takes the original name) or, for a plan whose point is the
+   * new name, a rename (the new table keeps its name, the old name is a view over it until
+   * cleanup). Same waiting, same undo shape; only the attempt activities differ.
+   */
+  const swap = async (
+    step: ResolvedStepOf<'swap'> | ResolvedStepOf<'rename'>,
+    mode: 'swap' | 'rename' = 'swap',
+  ) => {
     const archive = step.archive ?? defaultArchive();
     const input = {
       change,
       archive,
       lockTimeoutMs: step.lockTimeoutMs,
       directions: plan.readsOnly ? ('forward' as const) : ('both' as const),
+      // Only a rename says so: the swap's input stays as recorded histories have it.
+      ...(mode === 'rename' ? { mode } : {}),
     };
+    const attempt = (i: typeof input) =>
+      mode === 'rename'
+        ? runOf('rename', step as ResolvedStepOf<'rename'>).renameAttempt(i)
+        : runOf('swap', step as ResolvedStepOf<'swap'>).swapAttempt(i);
+    const attemptBack = (i: typeof input) =>
+      mode === 'rename'
+        ? undoOf('rename', step as ResolvedStepOf<'rename'>).renameBackAttempt(i)
+        : undoOf('swap', step as ResolvedStepOf<'swap'>).swapBackAttempt(i);
     const reversible = change.down !== undefined;
-    const current = (status.swap = { state: 'waiting' as const, archive, attempts: 0, reversible });
-    await runOf('swap', step).swapPrepare(input);
+    let toldRouter = false;
+    const current = (status.swap = {
+      state: 'waiting' as const,
+      archive,
+      attempts: 0,
+      reversible,
+      ...(mode === 'rename' ? { mode } : {}),
+    });
+    await runOf('swap', step as ResolvedStepOf<'swap'>).swapPrepare(input);
+    const percentBefore = status.routePercent;
     if (reversible)
       // Pushed before the first attempt: the swap-back reads the database's record, so an abort
       // that crosses a committing attempt still finds and undoes it.
@@ -431,7 +466,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
           status.swap = { ...status.swap!, state: 'swapping-back' };
           let swappedBack = false;
           for (let attempt = 1; ; attempt++) {
-            const r = await undoOf('swap', step).swapBackAttempt(input);
+            const r = await attemptBack(input);
             if (r.done) {
               swappedBack = r.swappedBack;
               break;
@@ -447,26 +482,35 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
             waitingFor: undefined,
             blockers: [],
           };
+          // The rename-back put the route row back where it was before the rename.
+          if (mode === 'rename' && swappedBack) status.routePercent = percentBefore;
+          // A router told about the finish hears the way back; with route steps their own undo
+          // (which runs next) tells it.
+          if (toldRouter && !undos.some((u) => u.step === 'route'))
+            await undoOf('route', routeStep(step.id, 0)).routeUndo.executeWithOptions(
+              { summary: 'route back to 0%' },
+              [routeTarget()],
+            );
           await acts(stepSpecs.swap.validateKeysUndoOptions).swapValidateKeys(input);
         },
       });
     const giveUpAt = Date.now() + step.maxWaitSeconds * 1000;
-    for (let attempt = 1; ; attempt++) {
-      current.attempts = attempt;
+    for (let i = 1; ; i++) {
+      current.attempts = i;
       // The last attempt's blocker stays shown while the next one runs: what the status says
       // is always the latest thing the swap found, never a blank between two attempts.
       status.swap = { ...status.swap, ...current };
-      const r = await runOf('swap', step).swapAttempt(input);
+      const r = await attempt(input);
       if (r.done) break;
       status.swap.waitingFor = describeBlockers(r.reason, r.blockers);
       status.swap.blockers = r.blockers;
       setCurrentDetails(`**${change.name}**: swap waiting: ${status.swap.waitingFor}`);
       if (Date.now() >= giveUpAt)
         throw ApplicationFailure.nonRetryable(
-          `swap gave up after ${step.maxWaitSeconds}s (${attempt} attempts; nothing was changed): ${status.swap.waitingFor}`,
+          `${mode} gave up after ${step.maxWaitSeconds}s (${i} attempts; nothing was changed): ${status.swap.waitingFor}`,
           'SwapTimedOut',
         );
-      await sleep(swapPause(attempt));
+      await sleep(swapPause(i));
     }
     status.swap = {
       state: 'swapped',
@@ -474,11 +518,25 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       attempts: current.attempts,
       reversible,
       swappedAt: new Date().toISOString(),
+      ...(mode === 'rename' ? { mode } : {}),
     };
+    // A rename routes every key to the new table in its transaction (routers follow the row).
+    if (mode === 'rename') status.routePercent = 100;
+    // A webhook or command router is told after the commit, never inside the finish's
+    // transaction (its locks are bounded by lock_timeout; an HTTP call or a command is not):
+    // the same call as a route step, with the route row's percent and its swapped flag. A
+    // router that refuses fails the step, and the rollback swaps (or renames) back.
+    if (externalRouter() && patched('finish-tells-routers')) {
+      toldRouter = true;
+      await runOf('route', routeStep(step.id, status.routePercent)).routeSet.executeWithOptions(
+        { summary: `tell the router: ${mode === 'rename' ? 'renamed' : 'swapped'}` },
+        [{ ...routeTarget(), percent: status.routePercent }],
+      );
+    }
     if (!reversible) {
       // No down mapping: the archive does not follow the new table, so there is no way back.
       pastNoReturn = true;
-      status.pointOfNoReturn = `swap ${step.id} (the plan has no down mapping)`;
+      status.pointOfNoReturn = `${mode} ${step.id} (the plan has no down mapping)`;
       undos.length = 0;
     }
     await acts(stepSpecs.swap.validateKeysOptions).swapValidateKeys(input);
@@ -549,7 +607,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     },
     approval: (step) => gate(step),
     route: async (step) => {
-      const target = { connection, migration: change.name, router: settings.router };
+      const target = routeTarget();
       if (!undos.some((u) => u.step === 'route'))
         undos.push({
           step: 'route',
@@ -710,6 +768,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       );
     },
     swap: (step) => swap(step),
+    rename: (step) => swap(step, 'rename'),
     cleanup: async (step) => {
       if (
         settings.rollbackWindowSeconds > 0 &&

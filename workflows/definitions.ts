@@ -170,6 +170,11 @@ export interface SwapStatus {
   swappedAt?: string;
   /** False when the plan has no down mapping: the swap itself is then the point of no return. */
   reversible: boolean;
+  /**
+   * 'rename' when the plan finishes with a rename step: the new table keeps its own name and the
+   * old name is a view over it until cleanup (absent: a swap).
+   */
+  mode?: 'rename';
 }
 
 export const statusQuery = defineQuery<RunStatus>('status');

@@ -33,11 +33,20 @@ export function renderReport(r: RunReport): string {
       lines.push(`  check      ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
     if (s.swap) {
       const sw = s.swap;
-      lines.push(
-        `  swap       ${sw.state}: old table ${sw.state === 'swapped' || sw.state === 'finished' ? 'archived as' : 'to be archived as'} ${sw.archive} (attempt ${sw.attempts})${sw.reversible ? '' : ', no swap-back (no down mapping)'}`,
-      );
-      if (sw.waitingFor && sw.state !== 'swapped' && sw.state !== 'finished')
-        lines.push(`  swap wait  ${sw.waitingFor}`);
+      const done = sw.state === 'swapped' || sw.state === 'finished';
+      if (sw.mode === 'rename') {
+        // A rename's states are the swap's; say them in the rename's words.
+        const state = sw.state.replace('swapped', 'renamed').replace('swapping', 'renaming');
+        lines.push(
+          `  rename     ${state}: old table ${done ? 'archived as' : 'to be archived as'} ${sw.archive} (attempt ${sw.attempts})${sw.state === 'swapped' ? '; the old name is a view over the new table until cleanup' : ''}${sw.reversible ? '' : ', no rename-back (no down mapping)'}`,
+        );
+        if (sw.waitingFor && !done) lines.push(`  rename     wait ${sw.waitingFor}`);
+      } else {
+        lines.push(
+          `  swap       ${sw.state}: old table ${done ? 'archived as' : 'to be archived as'} ${sw.archive} (attempt ${sw.attempts})${sw.reversible ? '' : ', no swap-back (no down mapping)'}`,
+        );
+        if (sw.waitingFor && !done) lines.push(`  swap wait  ${sw.waitingFor}`);
+      }
     }
     for (const [step, text] of Object.entries(s.results ?? {}))
       lines.push(`  done       ${step}: ${text}`);

@@ -31,6 +31,7 @@ import { offlineProblems, withConnection, type ResolvedStage } from './stages';
 import type { ColumnMapping, ResolvedChange, TableRef } from './types';
 import { computedKeyProblems } from '../sql/key-mapping';
 import { inspectDependents } from '../swap/dependents';
+import { renameDependents } from '../swap/rename';
 
 export interface CheckOptions {
   fileName?: string;
@@ -334,9 +335,12 @@ async function checkDefinition(
       await validateSteps(client, plan, change, readsOnly, stages, problems, options.env);
 
     const deferred: DeferredObject[] = await deferrableObjects(client, targetOid, key);
-    // What points at the old table and what the swap does with each (shown by `cutover plan`);
-    // the swap step's validate refuses the ones it cannot carry.
-    const dependents = await inspectDependents(client, source);
+    // What points at the old table and what the swap (or the rename) does with each (shown by
+    // `cutover plan`); the finish step's validate refuses the ones it cannot carry.
+    const renames = stages.some((st) => st.steps.some((step) => step.kind === 'rename'));
+    const dependents = renames
+      ? await renameDependents(client, source, target)
+      : await inspectDependents(client, source);
     if (problems.length > 0) return fail();
 
     const resolved: ResolvedPlan = {

@@ -17,6 +17,7 @@
  *     up:   { total: "amount_cents / 100.0" }   # target column → SQL over one source row
  *     down: { amount_cents: "(total * 100)::int" } # source column → SQL over one target row
  *     lossy: "<reason>"            # optional: accept a mapping that truncates / does not round-trip
+ *   finish: swap                     # or rename: the new table keeps its name (posts → articles)
  *   backfill / verify / shift / stages / run: see docs/plans.md (the full reference, with defaults)
  *
  * Columns not named in a mapping map by same name when both tables have them. A target column
@@ -159,21 +160,35 @@ export const planSchema = z.strictObject({
   shift: z
     .strictObject({
       readsOnly: z.boolean({ error: 'must be true or false' }).optional(),
+      // [] finishes directly (the swap or rename without traffic steps), for applications that
+      // do not route.
       steps: z
         .array(shiftStep)
-        .min(1)
         .default([10, 50, 100])
         .refine(
           (steps) => {
             const p = steps.map((s) => (typeof s === 'number' ? s : s.percent));
-            return p.every((v, i) => i === 0 || v > p[i - 1]!) && p[p.length - 1] === 100;
+            return (
+              p.length === 0 ||
+              (p.every((v, i) => i === 0 || v > p[i - 1]!) && p[p.length - 1] === 100)
+            );
           },
-          { error: 'percents must increase and end at 100, e.g. [10, 50, 100]' },
+          {
+            error:
+              'percents must increase and end at 100, e.g. [10, 50, 100] (or [] to finish without traffic steps)',
+          },
         ),
       monitorSeconds: int('default monitoring window after each step', 0, 7 * 86400).default(300),
       checks: z.array(monitorCheckSchema).default([]),
     })
     .prefault({}),
+  /**
+   * How the run ends (docs/plans.md, "Two ways to finish"): `swap` gives the new table the old
+   * table's name; `rename` is for a plan whose point is the new name (posts → articles): the new
+   * table keeps its name and the old name stays usable as a view over it until cleanup. Picks
+   * the finish step of the default stages; with `stages`, the plan's own step must agree.
+   */
+  finish: z.enum(['swap', 'rename'], { error: 'must be swap or rename' }).optional(),
   stages: z.array(stageSchema).min(1).optional(),
   run: runSchema,
 });

@@ -44,8 +44,11 @@ export function defaultStages(plan: PlanFile): PlanStage[] {
     },
     { name: 'validate', steps: validate },
     { name: 'approve-shift', steps: [{ kind: 'approval', gate: 'shift', auto: false }] },
-    { name: 'shift', steps: shift },
-    { name: 'swap', steps: [{ kind: 'swap', lockTimeoutMs: 1000, maxWaitSeconds: 600 }] },
+    // `shift.steps: []`: the finish comes straight after the gate (a stage needs a step).
+    ...(shift.length > 0 ? [{ name: 'shift', steps: shift }] : []),
+    plan.finish === 'rename'
+      ? { name: 'rename', steps: [{ kind: 'rename', lockTimeoutMs: 1000, maxWaitSeconds: 600 }] }
+      : { name: 'swap', steps: [{ kind: 'swap', lockTimeoutMs: 1000, maxWaitSeconds: 600 }] },
     { name: 'approve-cleanup', steps: [{ kind: 'approval', gate: 'cleanup', auto: false }] },
     { name: 'cleanup', steps: [{ kind: 'cleanup', oldTable: 'archive', retentionHours: 168 }] },
   ];
@@ -132,25 +135,43 @@ export function resolveStages(
           message: `a "${rule.kind}" step must come before "${after}": ${rule.why}`,
         });
     }
-  // The swap's own rules (beyond `after` in its spec): every route step comes before it, and
-  // cleanup, which ends its rollback window, after it.
+  // The finish's own rules (beyond `after` in its spec): one finish, the one `finish` names, every
+  // route step before it, and cleanup, which ends its rollback window, after it.
   const swapAt = at('swap');
-  const routeAfterSwap = given
-    .flatMap((s) => s.steps)
-    .slice((swapAt ?? Infinity) + 1)
-    .some((s) => s.kind === 'route');
-  if (routeAfterSwap)
+  const renameAt = at('rename');
+  if (swapAt !== undefined && renameAt !== undefined)
     problems.push({
       path: 'stages',
       message:
-        'a "route" step after the "swap": once swapped, the original name holds the new table, so routing means nothing; move the route steps before the swap',
+        'a plan finishes with a "swap" or a "rename", not both: keep "rename" when the point of the plan is the new name, else "swap"',
+    });
+  if (plan.finish !== undefined && plan.stages !== undefined) {
+    const other = plan.finish === 'rename' ? 'swap' : 'rename';
+    if (at(other) !== undefined || at(plan.finish) === undefined)
+      problems.push({
+        path: 'finish',
+        message: `finish: ${plan.finish} but the stages ${at(other) !== undefined ? `have a "${other}" step` : `have no "${plan.finish}" step`}: put a "${plan.finish}" step after the shift, or change finish`,
+      });
+  }
+  const finishAt = swapAt ?? renameAt;
+  const finishKind = swapAt !== undefined ? 'swap' : 'rename';
+  const routeAfterFinish = given
+    .flatMap((s) => s.steps)
+    .slice((finishAt ?? Infinity) + 1)
+    .some((s) => s.kind === 'route');
+  if (routeAfterFinish)
+    problems.push({
+      path: 'stages',
+      message:
+        finishKind === 'swap'
+          ? 'a "route" step after the "swap": once swapped, the original name holds the new table, so routing means nothing; move the route steps before the swap'
+          : 'a "route" step after the "rename": the rename sends every key to the new table (the old name is a view over it), so routing means nothing; move the route steps before the rename',
     });
   const cleanupAt = at('cleanup');
-  if (swapAt !== undefined && cleanupAt !== undefined && cleanupAt < swapAt)
+  if (finishAt !== undefined && cleanupAt !== undefined && cleanupAt < finishAt)
     problems.push({
       path: 'stages',
-      message:
-        'the "cleanup" step must come after the "swap": cleanup ends the swap’s rollback window',
+      message: `the "cleanup" step must come after the "${finishKind}": cleanup ends the ${finishKind}’s rollback window`,
     });
   return { stages, problems };
 }

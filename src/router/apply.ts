@@ -51,6 +51,7 @@ async function callWebhook(
     migration: change.migration,
     percent: change.percent,
     version: change.version,
+    swapped: change.swapped,
   });
   let res;
   try {
@@ -90,6 +91,7 @@ async function callCommand(
       CUTOVER_MIGRATION: change.migration,
       CUTOVER_PERCENT: String(change.percent),
       CUTOVER_ROUTE_VERSION: String(change.version),
+      CUTOVER_SWAPPED: String(change.swapped),
     },
   });
   if (r.exitCode !== 0) {

@@ -35,6 +35,11 @@ export interface RouteChange {
   version: number;
   /** False when the route already had this percent (nothing written, nothing announced). */
   changed: boolean;
+  /**
+   * True while a swap has given the new table the original name (the route row's flag), so an
+   * external router told after the swap knows which name holds the data.
+   */
+  swapped: boolean;
 }
 
 const DDL = `
@@ -158,6 +163,7 @@ export async function setRoute(
         percent,
         version: Number(cur.rows[0].version),
         changed: false,
+        swapped: cur.rows[0].swapped === true,
       };
     } else {
       const upd = await client.query(
@@ -171,6 +177,7 @@ export async function setRoute(
         percent,
         version: Number(upd.rows[0].version),
         changed: true,
+        swapped: cur.rows[0].swapped === true,
       };
       const notice: RouteNotice = {
         migration,

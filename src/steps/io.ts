@@ -17,6 +17,7 @@ import * as drop from './drop';
 import * as hook from './hook';
 import * as index from './index/index';
 import * as monitor from './monitor';
+import * as rename from './rename';
 import * as route from './route';
 import * as setNotNull from './setNotNull';
 import type { ResolvedStep, ResolvedStepOf, StepKind } from './schemas';
@@ -52,6 +53,7 @@ export const stepIo = {
   deprecate,
   drop,
   swap,
+  rename,
   cleanup,
 } satisfies { [K in StepKind]: StepIo<K> };
 

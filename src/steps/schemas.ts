@@ -19,6 +19,7 @@ import * as drop from './drop/schema';
 import * as hook from './hook/schema';
 import * as index from './index/schema';
 import * as monitor from './monitor/schema';
+import * as rename from './rename/schema';
 import * as route from './route/schema';
 import * as setNotNull from './setNotNull/schema';
 import * as shadow from './shadow/schema';
@@ -49,6 +50,7 @@ export const stepModules = {
   deprecate,
   drop,
   swap,
+  rename,
   cleanup,
 };
 

@@ -17,6 +17,7 @@ import { spec as drop } from './drop/spec';
 import { spec as hook } from './hook/spec';
 import { spec as index } from './index/spec';
 import { spec as monitor } from './monitor/spec';
+import { spec as rename } from './rename/spec';
 import { spec as route } from './route/spec';
 import type { ResolvedStepOf, StepKind } from './schemas';
 import { spec as setNotNull } from './setNotNull/spec';
@@ -48,6 +49,7 @@ export const stepSpecs = {
   deprecate,
   drop,
   swap,
+  rename,
   cleanup,
 } satisfies { [K in StepKind]: StepSpec<ResolvedStepOf<K>> };
 

@@ -9,7 +9,7 @@ import { withLockRetry, type LockRetryOptions } from '../db/lock-timeout';
 import type { ResolvedChange, TableRef } from '../plan/types';
 import { clearSyncDebt, drainSyncDebt } from '../steps/sync/debt';
 import { ownConstraints, relOid, sequenceUses } from './dependents';
-import { readSwapRecord, type SwapRecord } from './swap';
+import { bridgeViewOf, newTableOf, readSwapRecord, type SwapRecord } from './swap';
 
 async function inTx(client: ClientBase, work: () => Promise<void>): Promise<void> {
   await client.query('BEGIN');
@@ -108,15 +108,16 @@ export async function prepareNewTable(
 
 export interface FinishSpec {
   migration: string;
-  /** The change with its refs as after the swap (archive = old, original name = new). */
+  /** The change with its refs as after the swap or rename (archive = old, the new table's name). */
   swapped: ResolvedChange;
   /** Drops what is left of the sync: the reverse trigger, the TRUNCATE guard, their functions. */
   dropSync: string[];
 }
 
 /**
- * Cleanup after a swap, the point of no return, in one transaction: the last sync debt is
- * settled and the rest of the sync goes (SQL from the caller), the temporary name's view goes,
+ * Cleanup after a swap or a rename, the point of no return, in one transaction: the last sync
+ * debt is settled and the rest of the sync goes (SQL from the caller), the view under the name
+ * the application no longer uses goes (the temporary name after a swap, the old one after a rename),
  * and identity columns the new table drew from the archive's identity sequence become
  * identities of their own, continuing after its last value, so the archive can later be
  * dropped. Idempotent: a 'finished' record returns at once.
@@ -129,13 +130,23 @@ export async function finishSwap(
   const { migration } = spec;
   const record = await readSwapRecord(client, migration);
   if (!record || record.state !== 'swapped') return record;
-  const table = quoteQualified(record.schema, record.original);
+  const table = quoteQualified(record.schema, newTableOf(record));
   const archive = quoteQualified(record.schema, record.archive);
   await withLockRetry(
     client,
     () =>
       inTx(client, async () => {
-        await client.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+        // The view first, then the table, the order in which a write through the view takes
+        // them: the DROP VIEW below then never queues for the view while holding the table,
+        // which could close a cycle with that write (and abort it as a deadlock).
+        const view = quoteQualified(record.schema, bridgeViewOf(record));
+        const { rows: hasView } = await client.query<{ ok: boolean }>(
+          `SELECT to_regclass($1) IS NOT NULL AS ok`,
+          [view],
+        );
+        await client.query(
+          `LOCK TABLE ${hasView[0]!.ok ? `${view}, ` : ''}${table} IN ACCESS EXCLUSIVE MODE`,
+        );
         // The archive's TRUNCATE guard goes too (DROP TRIGGER's lock); nobody writes it now.
         const { rows: present } = await client.query<{ ok: boolean }>(
           `SELECT to_regclass($1) IS NOT NULL AS ok`,
@@ -148,7 +159,8 @@ export async function finishSwap(
         }
         for (const sql of spec.dropSync) await client.query(sql);
         await clearSyncDebt(client, migration);
-        await client.query(`DROP VIEW IF EXISTS ${quoteQualified(record.schema, record.shadow)}`);
+        // After a rename this is the old name: code that still uses it stops working here.
+        await client.query(`DROP VIEW IF EXISTS ${view}`);
         for (const id of record.identity) {
           const { rows } = await client.query<{ next: string }>(
             `SELECT coalesce(pg_sequence_last_value($1::regclass) + 1,

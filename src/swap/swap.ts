@@ -126,6 +126,13 @@ export interface SwapRecord {
   identity: Array<{ column: string; sequence: string; kind: 'a' | 'd' }>;
   shadowComment: string | null;
   reverseSync: boolean;
+  /**
+   * 'rename' (src/swap/rename.ts): the new table keeps its own name and the old name is a view
+   * over it for the rollback window. Absent in records written before renames existed: a swap.
+   */
+  mode?: 'swap' | 'rename';
+  /** Rename only: the route percent before the rename, which the rename-back puts back. */
+  percentBefore?: number;
 }
 
 const SWAPS_DDL = `
@@ -181,7 +188,47 @@ export async function readSwapRecord(
   return row ? { ...row.record, state: row.state } : undefined;
 }
 
-async function writeSwapRecord(client: ClientBase, record: SwapRecord): Promise<void> {
+/** Where the new table lives after a swap or a rename: the original name, or its own. */
+export function newTableOf(record: SwapRecord): string {
+  return record.mode === 'rename' ? record.shadow : record.original;
+}
+
+/** The view that keeps the name the application no longer uses working in the rollback window. */
+export function bridgeViewOf(record: SwapRecord): string {
+  return record.mode === 'rename' ? record.original : record.shadow;
+}
+
+/**
+ * The change with the refs as they are after a rename: the archive is the old table, the new
+ * table keeps its own name (what the reverse sync and its debt use).
+ */
+export function renamedChange(change: ResolvedChange, archive: string): ResolvedChange {
+  return { ...change, source: { schema: change.source.schema, table: archive } };
+}
+
+/**
+ * The plan's change under the names of the moment: while a swap (or a rename) of this plan is in
+ * force, the old table is the archive and the new one has the original name (or its own), so a
+ * step after the swap (verify) compares the right tables instead of the new table with the view
+ * left under its temporary name.
+ */
+export async function changeAsNow(
+  client: ClientBase,
+  change: ResolvedChange,
+): Promise<ResolvedChange> {
+  const record = await readSwapRecord(client, change.name);
+  if (
+    record?.state !== 'swapped' ||
+    record.schema !== change.source.schema ||
+    record.original !== change.source.table
+  )
+    return change;
+  return record.mode === 'rename'
+    ? renamedChange(change, record.archive)
+    : swappedChange(change, record.archive);
+}
+
+export async function writeSwapRecord(client: ClientBase, record: SwapRecord): Promise<void> {
   await client.query(
     `INSERT INTO cutover.swaps (migration, archive, state, record) VALUES ($1, $2, $3, $4)
      ON CONFLICT (migration) DO UPDATE SET archive = EXCLUDED.archive, state = EXCLUDED.state,
@@ -321,7 +368,11 @@ function renameIndexSql(schema: string, r: { from: string; to: string }): string
   return `ALTER INDEX ${qual(schema, r.from)} RENAME TO ${quoteIdent(r.to)}`;
 }
 
-async function commentSql(client: ClientBase, what: string, text: string | null): Promise<string> {
+export async function commentSql(
+  client: ClientBase,
+  what: string,
+  text: string | null,
+): Promise<string> {
   const { rows } = await client.query<{ sql: string }>(
     `SELECT format('COMMENT ON %s IS %s', $1::text, coalesce(quote_literal($2::text), 'NULL')) AS sql`,
     [what, text],
@@ -554,6 +605,10 @@ export async function attemptSwapBack(
       already: true,
       swappedBack: record?.state === 'back' && record.archive === spec.archive,
     };
+  if (record.mode === 'rename')
+    throw new UserError(
+      `plan ${spec.migration} was renamed, not swapped: undo it with a rename-back`,
+    );
   if (record.state === 'swapped' && !record.reverseSync)
     throw new UserError(
       `plan ${spec.migration} was swapped without a reverse sync (no down mapping), so the archive misses the writes made since: a swap-back would lose them`,
@@ -582,9 +637,19 @@ export async function attemptSwapBack(
   await client.query('BEGIN');
   try {
     await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${spec.lockTimeoutMs}ms`]);
-    await client.query(
-      `LOCK TABLE ${[...new Set([origName, qual(schema, record.archive), ...record.foreignKeys.map((f) => f.table)])].join(', ')} IN ACCESS EXCLUSIVE MODE`,
+    // The temporary name's view first, in the order a write through it takes its locks: the
+    // DROP VIEW below then never queues for it while holding the tables (a deadlock with it).
+    const { rows: view } = await client.query<{ ok: boolean }>(
+      `SELECT to_regclass($1) IS NOT NULL AS ok`,
+      [qual(schema, record.shadow)],
     );
+    const lockList = [
+      ...(view[0]!.ok ? [qual(schema, record.shadow)] : []),
+      origName,
+      qual(schema, record.archive),
+      ...record.foreignKeys.map((f) => f.table),
+    ];
+    await client.query(`LOCK TABLE ${[...new Set(lockList)].join(', ')} IN ACCESS EXCLUSIVE MODE`);
     // The reverse sync's debt (new → archive) is settled while the names are still swapped.
     await drainSyncDebt(client, spec.swapped, { inTransaction: true });
     await client.query(`DROP VIEW IF EXISTS ${qual(schema, record.shadow)}`);

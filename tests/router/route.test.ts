@@ -243,7 +243,12 @@ describe('webhook router', () => {
     expect(req.headers['content-type']).toBe('application/json');
     expect(req.headers['x-team']).toBe('db');
     expect(req.headers.authorization).toBe('s3cret');
-    expect(JSON.parse(req.body)).toEqual({ migration: 'hook_m', percent: 25, version: 1 });
+    expect(JSON.parse(req.body)).toEqual({
+      migration: 'hook_m',
+      percent: 25,
+      version: 1,
+      swapped: false,
+    });
 
     await routeUndo({ connection, migration: 'hook_m', router });
     expect(JSON.parse(server.requests.at(-1)!.body)).toMatchObject({ percent: 0 });
@@ -283,13 +288,13 @@ describe('command router', () => {
     const out = join(dir, 'seen');
     const router = {
       kind: 'command' as const,
-      command: `echo "$CUTOVER_MIGRATION $CUTOVER_PERCENT" > '${out}'`,
+      command: `echo "$CUTOVER_MIGRATION $CUTOVER_PERCENT $CUTOVER_SWAPPED" > '${out}'`,
       timeoutMs: 5000,
     };
     await routeSet({ connection, migration: 'cmd_m', percent: 35, router });
-    expect(readFileSync(out, 'utf8').trim()).toBe('cmd_m 35');
+    expect(readFileSync(out, 'utf8').trim()).toBe('cmd_m 35 false');
     await routeUndo({ connection, migration: 'cmd_m', router });
-    expect(readFileSync(out, 'utf8').trim()).toBe('cmd_m 0');
+    expect(readFileSync(out, 'utf8').trim()).toBe('cmd_m 0 false');
     expect((await ledger('cmd_m'))?.percent).toBe(0);
   });
 

@@ -28,6 +28,7 @@ export const complete: StepHandlers = {
   deprecate: noop,
   drop: noop,
   swap: noop,
+  rename: noop,
   cleanup: noop,
 };
 
@@ -54,6 +55,7 @@ export const missingHook: StepHandlers = {
   deprecate: noop,
   drop: noop,
   swap: noop,
+  rename: noop,
   cleanup: noop,
 };
 

@@ -108,7 +108,16 @@ describe('step-kind registry', () => {
 
   it('derives the stage rules from the specs and the docs say the same', () => {
     const once = stepKinds.filter((k) => spec(k).once);
-    expect(once).toEqual(['backup', 'shadow', 'sync', 'backfill', 'index', 'swap', 'cleanup']);
+    expect(once).toEqual([
+      'backup',
+      'shadow',
+      'sync',
+      'backfill',
+      'index',
+      'swap',
+      'rename',
+      'cleanup',
+    ]);
     const docs = readFileSync('docs/plans.md', 'utf8').replace(/\s+/g, ' ');
     expect(docs).toContain(
       `${once

@@ -255,6 +255,14 @@ const cases: Partial<Record<StepKind, Case>> = {
     },
     expect: /materialized view public\.orders_by_customer: .*drop it before the run/,
   },
+  rename: {
+    step: { kind: 'rename', id: 'p.rename', lockTimeoutMs: 1000, maxWaitSeconds: 600 },
+    // A view over the old table would stay with the archive (a swap carries it, a rename not).
+    bad: async (_ctx, client) => {
+      await client.query('CREATE VIEW big_orders AS SELECT id FROM orders WHERE id > 10');
+    },
+    expect: /view public\.big_orders: .*use a swap \(finish: swap\)/,
+  },
 };
 
 // Bad inputs that live in the step itself rather than around it.

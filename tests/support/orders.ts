@@ -8,11 +8,11 @@ import type { TestDatabase } from './db';
 export async function seedOrders(db: TestDatabase, rows: number): Promise<void> {
   await db.pool.query(`
     DO $$ DECLARE t text; BEGIN
-      -- After a swap, orders_v2 is a view over the new table until cleanup.
-      IF EXISTS (SELECT 1 FROM pg_class WHERE relname = 'orders_v2' AND relkind = 'v'
-                   AND relnamespace = 'public'::regnamespace) THEN
-        DROP VIEW public.orders_v2;
-      END IF;
+      -- After a swap, orders_v2 is a view over the new table until cleanup; after a rename,
+      -- orders is.
+      FOR t IN SELECT relname FROM pg_class WHERE relkind = 'v' AND relnamespace = 'public'::regnamespace
+                 AND relname IN ('orders_v2', 'orders')
+      LOOP EXECUTE format('DROP VIEW public.%I', t); END LOOP;
       -- Archives of earlier swaps (orders_old_<time>) and the old cleanup's name.
       FOR t IN SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace
                  AND (relname IN ('orders_v2', 'orders', 'orders_archived') OR relname LIKE 'orders\\_old\\_%')

@@ -54,10 +54,15 @@ function renderSummary(plan: ResolvedPlan): string {
     `  stages:`,
     renderStages(plan.stages),
   );
-  const swaps = plan.stages.some((s) => s.steps.some((step) => step.kind === 'swap'));
+  const has = (kind: string) => plan.stages.some((s) => s.steps.some((step) => step.kind === kind));
+  const finish = has('swap')
+    ? 'what the swap does with each'
+    : has('rename')
+      ? 'what the rename does with each: the new table keeps its name, the old name is a view over it until cleanup'
+      : 'no swap step: the new table keeps its own name';
   if (plan.dependents?.length)
     lines.push(
-      `  dependents of ${t(c.source)} (${swaps ? 'what the swap does with each' : 'no swap step: the new table keeps its own name'}):`,
+      `  dependents of ${t(c.source)} (${finish}):`,
       ...plan.dependents.map((d) => `    ${d.kind.padEnd(17)} ${d.name}: ${d.action}`),
     );
   return lines.join('\n') + '\n';

@@ -43,6 +43,7 @@ export async function cleanupRun(input: {
       archive: record.archive,
       lockTimeoutMs: 3000,
       directions: 'both',
+      ...(record.mode === 'rename' ? { mode: 'rename' as const } : {}),
     });
     return { archivedAs: done?.archive ?? null };
   }

@@ -14,6 +14,7 @@ import { dropArchive, finishSwap, prepareNewTable } from '../../swap/finish';
 import {
   attemptSwap,
   attemptSwapBack,
+  renamedChange,
   swappedChange,
   validateForeignKeys,
   type SwapAttempt,
@@ -25,6 +26,12 @@ import { buildSyncSql, buildTruncateGuardSql } from '../sync/triggers';
 
 export { swappedChange };
 
+/** The change under the names after this input's swap or rename. */
+export const afterChange = (input: SwapInput): ResolvedChange =>
+  input.mode === 'rename'
+    ? renamedChange(input.change, input.archive)
+    : swappedChange(input.change, input.archive);
+
 export interface SwapInput {
   change: ResolvedChange;
   /** The old table's name after the swap (unique per run, chosen by the workflow). */
@@ -32,6 +39,8 @@ export interface SwapInput {
   lockTimeoutMs: number;
   /** Which sync directions ran before the swap (what a swap-back restores). */
   directions: 'forward' | 'both';
+  /** 'rename': the plan finished with a rename step (../rename), not a swap. Default 'swap'. */
+  mode?: 'swap' | 'rename';
 }
 
 /** Library use and tests: run on this client instead of opening the named connection. */
@@ -39,14 +48,14 @@ export interface SwapOptions {
   client?: ClientBase;
 }
 
-const connect = <T>(
+export const connect = <T>(
   input: SwapInput,
   options: SwapOptions,
   appName: string,
   work: (c: ClientBase) => Promise<T>,
 ) => withConnection({ connection: input.change.connection, client: options.client }, appName, work);
 
-function dropTriggerSql(change: ResolvedChange, which: 'forward' | 'reverse'): string[] {
+export function dropTriggerSql(change: ResolvedChange, which: 'forward' | 'reverse'): string[] {
   const n = syncNames(change);
   const [table, trigger, fn] =
     which === 'forward'
@@ -59,12 +68,12 @@ function dropTriggerSql(change: ResolvedChange, which: 'forward' | 'reverse'): s
 }
 
 /** The TRUNCATE guard on both tables and its function (installed with the forward sync). */
-function dropTruncateGuardSql(change: ResolvedChange): string[] {
+export function dropTruncateGuardSql(change: ResolvedChange): string[] {
   const t = buildTruncateGuardSql(change);
   return [...t.dropTriggers, t.dropFunction];
 }
 
-const syncSql = (change: ResolvedChange, d: 'forward' | 'reverse') => {
+export const syncSql = (change: ResolvedChange, d: 'forward' | 'reverse') => {
   const s = buildSyncSql(change, d);
   return [s.createFunction, s.createTrigger];
 };
@@ -133,18 +142,23 @@ export async function swapValidateKeys(
   // VALIDATE scans the child table: heartbeat so a long one does not look like a dead worker.
   return connect(input, options, 'cutover-swap', (c) =>
     whileHeartbeating({ validating: 'foreign keys' }, () =>
-      validateForeignKeys(c, change.source, input.lockTimeoutMs),
+      // After a rename the re-pointed keys reference the new table under its own name.
+      validateForeignKeys(
+        c,
+        input.mode === 'rename' ? change.target : change.source,
+        input.lockTimeoutMs,
+      ),
     ),
   );
 }
 
-/** Cleanup after a swap (the point of no return): the rest of the sync and the view go. */
+/** Cleanup after a swap or rename (the point of no return): the rest of the sync and the view go. */
 export async function swapFinish(
   input: SwapInput,
   options: SwapOptions = {},
 ): Promise<{ archive: string } | undefined> {
-  const { change, archive } = input;
-  const swapped = swappedChange(change, archive);
+  const { change } = input;
+  const swapped = afterChange(input);
   return connect(input, options, 'cutover-cleanup', async (c) => {
     const r = await finishSwap(
       c,

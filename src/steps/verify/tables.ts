@@ -33,6 +33,7 @@ import {
   type LoadBudget,
   type PlanLoadBudget,
 } from '../../backfill/load-budget';
+import { changeAsNow } from '../../swap/swap';
 import { drainSyncDebt } from '../sync/debt';
 import { progressReporter } from '../../temporal/progress';
 
@@ -346,13 +347,18 @@ export async function verify(input: VerifyInput): Promise<VerifyResult> {
   const report = progressReporter();
   const startedAt = Date.now();
   let result: VerifyResult;
+  let change = input.change;
   try {
     // Keys the sync triggers could not copy exactly (REPEATABLE READ writers, hot keys on both
-    // sides) are settled first; verification then proves the tables equal.
-    await withConnection(input.change.connection, 'cutover-verify', (c) =>
-      drainSyncDebt(c, input.change, { onProgress: () => heartbeat(resumed) }),
-    );
-    result = await verifyTables(input.change, {
+    // sides) are settled first; verification then proves the tables equal. A verify step after
+    // the swap (or rename) compares the tables under the names of the moment: the archive is
+    // the old table, and the plan's name for the new one may now be a view over it.
+    change = await withConnection(input.change.connection, 'cutover-verify', async (c) => {
+      const now = await changeAsNow(c, input.change);
+      await drainSyncDebt(c, now, { onProgress: () => heartbeat(resumed) });
+      return now;
+    });
+    result = await verifyTables(change, {
       chunkSize: input.verify?.chunkSize,
       maxDiffKeys: input.verify?.maxDiffKeys,
       after: resumed?.after ?? input.range?.after ?? null,
@@ -383,7 +389,7 @@ export async function verify(input: VerifyInput): Promise<VerifyResult> {
   }
   if (!result.ok)
     throw ApplicationFailure.nonRetryable(
-      describeMismatches(input.change, result),
+      describeMismatches(change, result),
       'VerificationMismatch',
       result.mismatches,
     );
