@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { connectionUrl, openClient, redactUrl } from '../db/connect';
+import { connectionUrl, openClient, redactUrl, serverVersionOf } from '../db/connect';
 import { parseQualifiedName, quoteQualified } from '../db/ident';
 import { UserError } from '../errors';
 import { HashingStream } from '../storage/hashing';
@@ -24,7 +24,7 @@ import { libpqConnection } from '../storage/libpq';
 import { storageFromEnv } from '../storage/config';
 import { ObjectNotFoundError, type BackupStorage } from '../storage/types';
 import { cancellationSignal, heartbeat } from '../temporal/activity';
-import { postgresTool } from '../tools';
+import { clientTool } from '../db/pg-installs';
 
 export const MANIFEST_VERSION = 1;
 const DUMP_SUFFIX = '.dump';
@@ -91,9 +91,9 @@ export async function backupValidate(
   const env = deps.env ?? process.env;
   const tables = normaliseTables(input.tables);
   const storage = deps.storage ?? storageFromEnv(env);
-  await pgDumpVersion();
   const client = await openClient(connectionUrl(input.connection, env), 'cutover backup');
   try {
+    await clientTool('pg_dump', (await serverVersionOf(client)).major);
     const missing = await missingTables(client, tables);
     if (missing.length) {
       throw new BackupError(`cannot back up: no such table ${missing.join(', ')}`);
@@ -124,17 +124,16 @@ export async function backupRun(
 
   const client = await openClient(connectionUrl(input.connection, env), 'cutover backup');
   let serverVersion: string;
+  let serverMajor: number;
   let database: string;
   try {
-    const r = await client.query<{ v: string; db: string }>(
-      `SELECT current_setting('server_version') AS v, current_database() AS db`,
-    );
-    serverVersion = r.rows[0]!.v;
+    ({ text: serverVersion, major: serverMajor } = await serverVersionOf(client));
+    const r = await client.query<{ db: string }>(`SELECT current_database() AS db`);
     database = r.rows[0]!.db;
   } finally {
     await client.end();
   }
-  const dumpVersion = await pgDumpVersion();
+  const pgDump = await clientTool('pg_dump', serverMajor);
 
   const args = [
     '--format=custom',
@@ -147,7 +146,7 @@ export async function backupRun(
     // Quoted patterns match exactly one table: no case folding, no wildcard characters.
     ...tables.flatMap((t) => ['--table', quotePattern(t)]),
   ];
-  const dump = spawnChecked(postgresTool('pg_dump'), args, conn.env, 'pg_dump');
+  const dump = spawnChecked(pgDump.path, args, conn.env, 'pg_dump');
   const heartbeat = activityHeartbeat();
   const cancelled = onActivityCancel(() => dump.kill());
 
@@ -184,7 +183,7 @@ export async function backupRun(
     host: conn.host,
     port: conn.port,
     serverVersion,
-    pgDumpVersion: dumpVersion,
+    pgDumpVersion: pgDump.version,
     format: 'custom',
     dumpKey,
     size,
@@ -283,7 +282,9 @@ export async function restoreBackup(
 
   const client = await openClient(targetUrl, 'cutover restore');
   let existing: string[];
+  let targetMajor: number;
   try {
+    targetMajor = (await serverVersionOf(client)).major;
     const schemas = [...new Set(manifest.tables.map((t) => parseQualifiedName(t).schema))];
     const r = await client.query<{ nspname: string }>(
       'SELECT nspname FROM pg_namespace WHERE nspname = ANY($1)',
@@ -327,7 +328,10 @@ export async function restoreBackup(
             `${conn.env.PGOPTIONS ?? ''} -c lock_timeout=${Math.round(opts.lockTimeoutMs)}`.trim(),
         }
       : conn.env;
-    const restore = spawnChecked(postgresTool('pg_restore'), args, env, 'pg_restore');
+    // pg_restore must read the archive (as new as the pg_dump that wrote it) and talk to the target.
+    const dumpMajor = Number(/\(PostgreSQL\)\s+(\d+)/.exec(manifest.pgDumpVersion)?.[1] ?? 0);
+    const pgRestore = await clientTool('pg_restore', Math.max(targetMajor, dumpMajor));
+    const restore = spawnChecked(pgRestore.path, args, env, 'pg_restore');
     restore.stdout.resume();
     try {
       await restore.done;
@@ -461,16 +465,6 @@ function newBackupId(when: Date, label: string): string {
     .slice(0, 40)
     .replace(/-+$/, '');
   return [ts, slug || 'backup', randomBytes(3).toString('hex')].join('-');
-}
-
-let cachedPgDumpVersion: string | undefined;
-async function pgDumpVersion(): Promise<string> {
-  if (cachedPgDumpVersion) return cachedPgDumpVersion;
-  const p = spawnChecked(postgresTool('pg_dump'), ['--version'], process.env, 'pg_dump');
-  const out = await streamToString(p.stdout);
-  await p.done;
-  cachedPgDumpVersion = out.trim();
-  return cachedPgDumpVersion;
 }
 
 interface CheckedChild {
