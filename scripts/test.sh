@@ -1,23 +1,71 @@
 #!/usr/bin/env bash
 # The README's test command (`npm test`): makes sure the machine is set up, runs the whole suite
 # against real PostgreSQL, S3 and Temporal servers, and ends with one plain summary line.
+#
+#   npm test [-- vitest args]    the suite (or the given files) on CUTOVER_TEST_PG, default the newest major
+#   npm test -- --matrix         the whole suite on the newest major, then every test that talks to
+#                                PostgreSQL on each older supported major (CI runs this)
+#
+# Majors run one after another: each run already keeps both cores busy (two vitest workers), so
+# running them side by side on a 2-core machine only adds contention.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
-mkdir -p .tools
-report=.tools/vitest-report.json
-rm -f "$report"
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
-status=$?
-if [ -f "$report" ]; then
-  node -e '
-    const r = require(process.argv[1]);
-    const skipped = r.numPendingTests + r.numTodoTests;
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
-    if (r.numTotalTests === 0) process.exitCode = 1;
-  ' "$PWD/$report" || status=1
+reports=.tools/reports
+rm -rf "$reports"
+mkdir -p "$reports"
+
+# The integration, data-plane and workflow tests: every directory whose tests use the server.
+MATRIX_DIRS=(tests/db tests/migrate tests/plan tests/sync tests/backfill tests/verify tests/backup
+  tests/router tests/monitor tests/workflow)
+OLDER_MAJORS=${CUTOVER_TEST_MAJORS:-13 14 15 16 17}
+
+status=0
+# run_suite LABEL MAJOR [vitest args...]; MAJOR empty = CUTOVER_TEST_PG as given (default newest).
+run_suite() {
+  local label=$1 major=$2
+  shift 2
+  local started=$SECONDS
+  if [ -n "$major" ]; then
+    CUTOVER_TEST_PG=$major npx vitest run --reporter=default --reporter=json \
+      --outputFile.json="$reports/$label.json" "$@" || status=1
+  else
+    npx vitest run --reporter=default --reporter=json \
+      --outputFile.json="$reports/$label.json" "$@" || status=1
+  fi
+  echo "$((SECONDS - started))" >"$reports/$label.seconds"
+}
+
+if [ "${1:-}" = "--matrix" ]; then
+  shift
+  run_suite "pg18-all" 18 "$@"
+  for m in $OLDER_MAJORS; do run_suite "pg$m" "$m" "${MATRIX_DIRS[@]}"; done
 else
-  echo "0 passed, 1 failed"
-  status=1
+  run_suite "run" "" "$@"
 fi
+
+# Per-run lines first (worded so that only the last line reads as the summary), then the sum.
+node -e '
+  const { readdirSync, readFileSync, existsSync } = require("node:fs");
+  const dir = process.argv[1];
+  const labels = readdirSync(dir).filter((f) => f.endsWith(".seconds")).map((f) => f.slice(0, -8)).sort();
+  let passed = 0, failed = 0, skipped = 0, bad = false;
+  for (const label of labels) {
+    const secs = readFileSync(`${dir}/${label}.seconds`, "utf8").trim();
+    const file = `${dir}/${label}.json`;
+    if (!existsSync(file)) {
+      console.log(`${label}: no report (vitest did not finish), ${secs}s`);
+      failed += 1; bad = true;
+      continue;
+    }
+    const r = JSON.parse(readFileSync(file, "utf8"));
+    const s = r.numPendingTests + r.numTodoTests;
+    if (r.numTotalTests === 0) bad = true;
+    passed += r.numPassedTests; failed += r.numFailedTests; skipped += s;
+    if (labels.length > 1)
+      console.log(`${label}: ${r.numTotalTests} tests run, ${r.numPassedTests} ok, ${r.numFailedTests} not ok in ${secs}s`);
+  }
+  console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  if (bad || failed > 0) process.exitCode = 1;
+' "$PWD/$reports" || status=1
 exit $status

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { connectionUrl, openClient, redactUrl, serverVersionOf } from '../db/connect';
@@ -25,6 +25,7 @@ import { storageFromEnv } from '../storage/config';
 import { ObjectNotFoundError, type BackupStorage } from '../storage/types';
 import { cancellationSignal, heartbeat } from '../temporal/activity';
 import { clientTool } from '../db/pg-installs';
+import { dropNewerSettings, runPsqlScript } from '../db/older-server-restore';
 
 export const MANIFEST_VERSION = 1;
 const DUMP_SUFFIX = '.dump';
@@ -311,15 +312,9 @@ export async function restoreBackup(
   const dir = await mkdtemp(join(tmpdir(), 'cutover-restore-'));
   try {
     const dumpFile = await verifiedDumpFile(storage, manifest, dir);
-    const args = [
-      '--no-password',
-      '--single-transaction',
-      '--exit-on-error',
+    const objectArgs = [
       ...(opts.force ? ['--clean', '--if-exists'] : []),
       ...(opts.noOwner ? ['--no-owner'] : []),
-      '--dbname',
-      conn.dbnameArg,
-      dumpFile,
     ];
     const env = opts.lockTimeoutMs
       ? {
@@ -331,10 +326,38 @@ export async function restoreBackup(
     // pg_restore must read the archive (as new as the pg_dump that wrote it) and talk to the target.
     const dumpMajor = Number(/\(PostgreSQL\)\s+(\d+)/.exec(manifest.pgDumpVersion)?.[1] ?? 0);
     const pgRestore = await clientTool('pg_restore', Math.max(targetMajor, dumpMajor));
-    const restore = spawnChecked(pgRestore.path, args, env, 'pg_restore');
-    restore.stdout.resume();
     try {
-      await restore.done;
+      if (pgRestore.major <= targetMajor) {
+        const args = [
+          '--no-password',
+          '--single-transaction',
+          '--exit-on-error',
+          ...objectArgs,
+          '--dbname',
+          conn.dbnameArg,
+          dumpFile,
+        ];
+        const restore = spawnChecked(pgRestore.path, args, env, 'pg_restore');
+        restore.stdout.resume();
+        await restore.done;
+      } else {
+        // A newer pg_restore talking to an older server sets parameters that server does not
+        // have (transaction_timeout from 17): restore through its script, without them, and
+        // psql of the same install, still in one transaction that stops at the first error.
+        const script = spawnChecked(
+          pgRestore.path,
+          ['--file=-', ...objectArgs, dumpFile],
+          process.env,
+          'pg_restore',
+        );
+        const psql = join(dirname(pgRestore.path), 'psql');
+        await runPsqlScript(
+          psql,
+          conn.dbnameArg,
+          env,
+          script.stdout.pipe(dropNewerSettings(targetMajor)),
+        );
+      }
     } catch (err) {
       if (/lock timeout/i.test((err as Error).message))
         throw new RestoreLockTimeoutError(
