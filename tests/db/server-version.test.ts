@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { backupRun, backupValidate } from '../../activities/backup';
+import { backupRun, backupValidate } from '../../src/backup/backup';
 import { openClient, serverVersionOf } from '../../src/db/connect';
 import { dropNewerSettings, runPsqlScript } from '../../src/db/older-server-restore';
 import { clientTool, serverInstall } from '../../src/db/pg-installs';

@@ -421,14 +421,22 @@ async function installWith(
         d === 'forward'
           ? [change.source, names.forwardTrigger]
           : [change.target, names.reverseTrigger];
-      out.push(s.createFunction, ...(await replaceTrigger(s.createTrigger, s.dropTrigger, table, trigger)));
+      out.push(
+        s.createFunction,
+        ...(await replaceTrigger(s.createTrigger, s.dropTrigger, table, trigger)),
+      );
     }
     if (directions.includes('forward')) {
       const t = buildTruncateGuardSql(change);
       out.push(t.createFunction);
       for (const [i, table] of [change.source, change.target].entries())
         out.push(
-          ...(await replaceTrigger(t.createTriggers[i]!, t.dropTriggers[i]!, table, names.truncateTrigger)),
+          ...(await replaceTrigger(
+            t.createTriggers[i]!,
+            t.dropTriggers[i]!,
+            table,
+            names.truncateTrigger,
+          )),
         );
     }
     return out;
