@@ -16,8 +16,8 @@ rm -rf "$reports"
 mkdir -p "$reports"
 
 # The integration, data-plane and workflow tests: every directory whose tests use the server.
-MATRIX_DIRS=(tests/db tests/migrate tests/plan tests/sync tests/backfill tests/verify tests/backup
-  tests/router tests/monitor tests/workflow)
+MATRIX_DIRS=(tests/db tests/migrate tests/plan tests/input tests/steps tests/sync tests/backfill
+  tests/verify tests/expand tests/batch tests/backup tests/router tests/monitor tests/workflow)
 OLDER_MAJORS=${CUTOVER_TEST_MAJORS:-13 14 15 16 17}
 
 status=0
