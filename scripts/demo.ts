@@ -181,12 +181,20 @@ try {
     say(
       '5. independent verification: old table vs new table, chunk by chunk, one snapshot per chunk',
     );
+    // After the swap the new table carries the name orders and the old one is the run's archive.
+    const swap = (await runReport(temporal, 'demo_widen_orders')).status?.swap;
+    const swapped = swap?.state === 'swapped' ? swap.archive : undefined;
+    console.log(
+      swapped
+        ? `the swap gave the new table the name orders; the old table is now ${swapped}`
+        : 'no swap yet: the old table is orders, the new one orders_v2',
+    );
     const verify = await verifyTables(
       {
         name: 'demo_verify',
         connection: 'default',
-        source: { schema: 'public', table: 'orders' },
-        target: { schema: 'public', table: 'orders_v2' },
+        source: { schema: 'public', table: swapped ?? 'orders' },
+        target: { schema: 'public', table: swapped ? 'orders' : 'orders_v2' },
         sourceKey: ['id'],
         targetKey: ['id'],
         up: ['id', 'user_id', 'amount_cents', 'status', 'created_at'].map((c) => ({
