@@ -388,6 +388,18 @@ export async function validateSyncWith(client: pg.ClientBase, input: SyncInput):
     throw new UserError(`sync for plan "${input.change.name}": ${problems.join('; ')}`);
 }
 
+const withoutOrReplace = (create: string) => create.replace(/^CREATE OR REPLACE /, 'CREATE ');
+
+/**
+ * Statements that put a trigger in place whether or not one of its name exists. CREATE OR
+ * REPLACE TRIGGER exists from PostgreSQL 14; before, DROP IF EXISTS + CREATE does the same, but
+ * the DROP takes ACCESS EXCLUSIVE on the table: use it only inside a transaction that holds that
+ * lock already (the swap's renames) or after checking that the trigger is there.
+ */
+export function replaceTriggerSql(create: string, drop: string, major: number): string[] {
+  return major >= 14 ? [create] : [drop, withoutOrReplace(create)];
+}
+
 async function installWith(
   client: pg.ClientBase,
   change: ResolvedChange,
@@ -406,12 +418,11 @@ async function installWith(
     trigger: string,
   ): Promise<string[]> => {
     if (orReplace) return [create];
-    const plain = create.replace(/^CREATE OR REPLACE /, 'CREATE ');
     const r = await client.query(
       'SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2',
       [qTable(table), trigger],
     );
-    return r.rowCount !== 0 ? [drop, plain] : [plain];
+    return r.rowCount !== 0 ? replaceTriggerSql(create, drop, 13) : [withoutOrReplace(create)];
   };
   const statements = async (): Promise<string[]> => {
     const out: string[] = [];
