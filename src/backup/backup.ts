@@ -351,12 +351,15 @@ export async function restoreBackup(
           'pg_restore',
         );
         const psql = join(dirname(pgRestore.path), 'psql');
-        await runPsqlScript(
-          psql,
-          conn.dbnameArg,
-          env,
-          script.stdout.pipe(dropNewerSettings(targetMajor)),
-        );
+        const filtered = dropNewerSettings(targetMajor);
+        // Not .pipe(): it would not pass a failing pg_restore on, and psql would wait for the
+        // end of a script that never comes. runPsqlScript sees the error on `filtered`.
+        pipeline(script.stdout, filtered).catch(() => {});
+        try {
+          await runPsqlScript(psql, conn.dbnameArg, env, filtered);
+        } finally {
+          script.kill();
+        }
       }
     } catch (err) {
       if (/lock timeout/i.test((err as Error).message))
@@ -533,6 +536,10 @@ function spawnChecked(
       done.then(() => cb(), cb);
     },
   });
+  // The consumer may attach only after an await of its own (the local storage makes its
+  // directory first): a program that fails before then must not raise an unhandled 'error'. The
+  // error is not lost: the stream stays errored, which the consumer's pipeline reports.
+  gated.on('error', () => {});
   child.stdout.once('error', (err) => gated.destroy(err));
   child.stdout.pipe(gated);
   // A spawn failure never emits stdout 'end'; surface it on the stream too.
