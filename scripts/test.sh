@@ -3,11 +3,13 @@
 # against real PostgreSQL, S3 and Temporal servers, and ends with one plain summary line.
 #
 #   npm test [-- vitest args]    the suite (or the given files) on CUTOVER_TEST_PG, default the newest major
-#   npm test -- --matrix         the whole suite on the newest major, then every test that talks to
-#                                PostgreSQL on each older supported major (CI runs this)
+#   npm test -- --matrix         the whole suite on the newest major, then MATRIX_FILES on each
+#                                older supported major (CI runs this)
 #
-# Majors run one after another: each run already keeps both cores busy (two vitest workers), so
-# running them side by side on a 2-core machine only adds contention.
+# Majors run one after another. A run keeps two vitest workers going, one of them mostly on the
+# blue-green workflow file; a second major beside it would compete for the same two cores and
+# stretch the timing-sensitive tests (writers racing the backfill, hot keys for 15 s), for a gain
+# the CI budget does not need.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1

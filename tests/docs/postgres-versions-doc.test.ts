@@ -2,7 +2,7 @@
  * The supported majors are stated once in code (SUPPORTED_MAJORS); the README, the versions page,
  * the CI matrix and the pinned test servers must all say the same.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SUPPORTED_MAJORS } from '../../src/db/server-version';
@@ -43,5 +43,16 @@ describe('supported PostgreSQL majors', () => {
     }
     const setup = readFileSync(join(projectRoot, 'scripts/setup.sh'), 'utf8');
     expect(setup).toMatch(new RegExp(`embedded-postgres==${newest}\\.\\d+\\.\\d+`));
+  });
+
+  it('docs/postgres-versions.md lists exactly the files the older majors run, and they exist', () => {
+    const script = readFileSync(join(projectRoot, 'scripts/test.sh'), 'utf8');
+    const files = /^MATRIX_FILES=\(([^)]*)\)/m.exec(script)![1]!.match(/tests\/\S+\.test\.ts/g)!;
+    expect(files.length).toBeGreaterThan(10);
+    for (const f of files) expect(existsSync(join(projectRoot, f)), f).toBe(true);
+    const doc = readDoc('docs/postgres-versions.md');
+    const section = doc.slice(doc.indexOf('## What CI runs on each major'));
+    const listed = section.slice(0, section.indexOf('\n## ', 3)).match(/tests\/\S+\.test\.ts/g)!;
+    expect([...listed].sort()).toEqual([...files].sort());
   });
 });
