@@ -23,7 +23,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { startLocalCluster, type LocalCluster } from '../src/db/local-cluster';
-import { postgresTool } from '../src/tools';
+import { clientTool } from '../src/db/pg-installs';
+import { readServerVersion } from '../src/db/server-version';
 import {
   DEFAULT_GHOST_GUARD,
   runBackfill,
@@ -84,6 +85,9 @@ async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
   return [out, (performance.now() - t0) / 1000];
 }
 
+/** A pgbench at least as new as the server under test. */
+let pgbenchPath = 'pgbench';
+
 async function main() {
   let cluster: LocalCluster | undefined;
   let adminUrl = process.env.DATABASE_URL;
@@ -103,6 +107,7 @@ async function main() {
   const db = new pg.Client({ connectionString: url, application_name: 'bench' });
   await db.connect();
   let pgVersion = '';
+  pgbenchPath = (await clientTool('pgbench', (await readServerVersion(db)).major)).path;
   try {
     pgVersion = (await db.query('SHOW server_version')).rows[0].server_version;
     await bench(db, url);
@@ -149,7 +154,7 @@ async function backfill(
 async function pgbench(url: string, seconds: number): Promise<{ tps: number; failed: number }> {
   const u = new URL(url);
   const { stdout } = await run(
-    postgresTool('pgbench'),
+    pgbenchPath,
     [
       ...['-h', u.hostname, '-p', u.port || '5432', '-U', u.username || 'postgres'],
       ...['-n', '-c', '4', '-j', '2', '-T', String(seconds), DB],
@@ -273,7 +278,7 @@ async function loadBenchmark(db: pg.Client, url: string) {
   // (sync trigger on, backfill running): unthrottled, and under the default load budget. Each
   // repetition measures alone / unthrottled / budget back to back.
   const u = new URL(url);
-  await run(postgresTool('pgbench'), [
+  await run(pgbenchPath, [
     ...['-h', u.hostname, '-p', u.port || '5432', '-U', u.username || 'postgres'],
     ...['-i', '-q', '-s', quick ? '3' : '10', DB],
   ]);

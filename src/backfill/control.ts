@@ -37,9 +37,10 @@ export async function ensureControlTable(client: pg.ClientBase): Promise<void> {
     try {
       await client.query(DDL);
     } catch (err) {
-      // Two workers creating it at once: the loser sees a duplicate; the table is there.
+      // Two workers (or parallel range activities) creating it at once: the loser sees a
+      // duplicate, of the table or of its row type (42710); the table is there.
       const code = (err as { code?: string }).code;
-      if (code !== '23505' && code !== '42P07' && code !== '42P06') throw err;
+      if (code !== '23505' && code !== '42P07' && code !== '42P06' && code !== '42710') throw err;
     }
   });
 }

@@ -13,10 +13,10 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { connectionUrl, openClient, redactUrl } from '../db/connect';
+import { connectionUrl, openClient, redactUrl, serverVersionOf } from '../db/connect';
 import { parseQualifiedName, quoteQualified } from '../db/ident';
 import { UserError } from '../errors';
 import { HashingStream } from '../storage/hashing';
@@ -24,7 +24,8 @@ import { libpqConnection } from '../storage/libpq';
 import { storageFromEnv } from '../storage/config';
 import { ObjectNotFoundError, type BackupStorage } from '../storage/types';
 import { cancellationSignal, heartbeat } from '../temporal/activity';
-import { postgresTool } from '../tools';
+import { clientTool } from '../db/pg-installs';
+import { dropNewerSettings, runPsqlScript } from '../db/older-server-restore';
 
 export const MANIFEST_VERSION = 1;
 const DUMP_SUFFIX = '.dump';
@@ -91,9 +92,9 @@ export async function backupValidate(
   const env = deps.env ?? process.env;
   const tables = normaliseTables(input.tables);
   const storage = deps.storage ?? storageFromEnv(env);
-  await pgDumpVersion();
   const client = await openClient(connectionUrl(input.connection, env), 'cutover backup');
   try {
+    await clientTool('pg_dump', (await serverVersionOf(client)).major);
     const missing = await missingTables(client, tables);
     if (missing.length) {
       throw new BackupError(`cannot back up: no such table ${missing.join(', ')}`);
@@ -124,17 +125,16 @@ export async function backupRun(
 
   const client = await openClient(connectionUrl(input.connection, env), 'cutover backup');
   let serverVersion: string;
+  let serverMajor: number;
   let database: string;
   try {
-    const r = await client.query<{ v: string; db: string }>(
-      `SELECT current_setting('server_version') AS v, current_database() AS db`,
-    );
-    serverVersion = r.rows[0]!.v;
+    ({ text: serverVersion, major: serverMajor } = await serverVersionOf(client));
+    const r = await client.query<{ db: string }>(`SELECT current_database() AS db`);
     database = r.rows[0]!.db;
   } finally {
     await client.end();
   }
-  const dumpVersion = await pgDumpVersion();
+  const pgDump = await clientTool('pg_dump', serverMajor);
 
   const args = [
     '--format=custom',
@@ -147,7 +147,7 @@ export async function backupRun(
     // Quoted patterns match exactly one table: no case folding, no wildcard characters.
     ...tables.flatMap((t) => ['--table', quotePattern(t)]),
   ];
-  const dump = spawnChecked(postgresTool('pg_dump'), args, conn.env, 'pg_dump');
+  const dump = spawnChecked(pgDump.path, args, conn.env, 'pg_dump');
   const heartbeat = activityHeartbeat();
   const cancelled = onActivityCancel(() => dump.kill());
 
@@ -184,7 +184,7 @@ export async function backupRun(
     host: conn.host,
     port: conn.port,
     serverVersion,
-    pgDumpVersion: dumpVersion,
+    pgDumpVersion: pgDump.version,
     format: 'custom',
     dumpKey,
     size,
@@ -283,7 +283,9 @@ export async function restoreBackup(
 
   const client = await openClient(targetUrl, 'cutover restore');
   let existing: string[];
+  let targetMajor: number;
   try {
+    targetMajor = (await serverVersionOf(client)).major;
     const schemas = [...new Set(manifest.tables.map((t) => parseQualifiedName(t).schema))];
     const r = await client.query<{ nspname: string }>(
       'SELECT nspname FROM pg_namespace WHERE nspname = ANY($1)',
@@ -310,15 +312,9 @@ export async function restoreBackup(
   const dir = await mkdtemp(join(tmpdir(), 'cutover-restore-'));
   try {
     const dumpFile = await verifiedDumpFile(storage, manifest, dir);
-    const args = [
-      '--no-password',
-      '--single-transaction',
-      '--exit-on-error',
+    const objectArgs = [
       ...(opts.force ? ['--clean', '--if-exists'] : []),
       ...(opts.noOwner ? ['--no-owner'] : []),
-      '--dbname',
-      conn.dbnameArg,
-      dumpFile,
     ];
     const env = opts.lockTimeoutMs
       ? {
@@ -327,10 +323,44 @@ export async function restoreBackup(
             `${conn.env.PGOPTIONS ?? ''} -c lock_timeout=${Math.round(opts.lockTimeoutMs)}`.trim(),
         }
       : conn.env;
-    const restore = spawnChecked(postgresTool('pg_restore'), args, env, 'pg_restore');
-    restore.stdout.resume();
+    // pg_restore must read the archive (as new as the pg_dump that wrote it) and talk to the target.
+    const dumpMajor = Number(/\(PostgreSQL\)\s+(\d+)/.exec(manifest.pgDumpVersion)?.[1] ?? 0);
+    const pgRestore = await clientTool('pg_restore', Math.max(targetMajor, dumpMajor));
     try {
-      await restore.done;
+      if (pgRestore.major <= targetMajor) {
+        const args = [
+          '--no-password',
+          '--single-transaction',
+          '--exit-on-error',
+          ...objectArgs,
+          '--dbname',
+          conn.dbnameArg,
+          dumpFile,
+        ];
+        const restore = spawnChecked(pgRestore.path, args, env, 'pg_restore');
+        restore.stdout.resume();
+        await restore.done;
+      } else {
+        // A newer pg_restore talking to an older server sets parameters that server does not
+        // have (transaction_timeout from 17): restore through its script, without them, and
+        // psql of the same install, still in one transaction that stops at the first error.
+        const script = spawnChecked(
+          pgRestore.path,
+          ['--file=-', ...objectArgs, dumpFile],
+          process.env,
+          'pg_restore',
+        );
+        const psql = join(dirname(pgRestore.path), 'psql');
+        const filtered = dropNewerSettings(targetMajor);
+        // Not .pipe(): it would not pass a failing pg_restore on, and psql would wait for the
+        // end of a script that never comes. runPsqlScript sees the error on `filtered`.
+        pipeline(script.stdout, filtered).catch(() => {});
+        try {
+          await runPsqlScript(psql, conn.dbnameArg, env, filtered);
+        } finally {
+          script.kill();
+        }
+      }
     } catch (err) {
       if (/lock timeout/i.test((err as Error).message))
         throw new RestoreLockTimeoutError(
@@ -463,16 +493,6 @@ function newBackupId(when: Date, label: string): string {
   return [ts, slug || 'backup', randomBytes(3).toString('hex')].join('-');
 }
 
-let cachedPgDumpVersion: string | undefined;
-async function pgDumpVersion(): Promise<string> {
-  if (cachedPgDumpVersion) return cachedPgDumpVersion;
-  const p = spawnChecked(postgresTool('pg_dump'), ['--version'], process.env, 'pg_dump');
-  const out = await streamToString(p.stdout);
-  await p.done;
-  cachedPgDumpVersion = out.trim();
-  return cachedPgDumpVersion;
-}
-
 interface CheckedChild {
   stdout: Readable;
   /** Resolves on exit 0; rejects with the program's stderr otherwise. */
@@ -516,6 +536,10 @@ function spawnChecked(
       done.then(() => cb(), cb);
     },
   });
+  // The consumer may attach only after an await of its own (the local storage makes its
+  // directory first): a program that fails before then must not raise an unhandled 'error'. The
+  // error is not lost: the stream stays errored, which the consumer's pipeline reports.
+  gated.on('error', () => {});
   child.stdout.once('error', (err) => gated.destroy(err));
   child.stdout.pipe(gated);
   // A spawn failure never emits stdout 'end'; surface it on the stream too.

@@ -78,8 +78,10 @@ export async function planBatchMigration(
   const key = await keyColumns(client, source);
   const where = spec.source.where ? `(${spec.source.where})` : 'true';
   const keyTypes = await client.query<{ t: string }>(
+    // text[] throughout: PostgreSQL 13's array_position has no name[]/text variant.
     `SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute
-      WHERE attrelid = to_regclass($1) AND attname = ANY($2) ORDER BY array_position($2, attname::text)`,
+      WHERE attrelid = to_regclass($1) AND attname::text = ANY($2::text[])
+      ORDER BY array_position($2::text[], attname::text)`,
     [qt(source), key],
   );
   const typed = key.map((k, i) => `s.${qi(k)} = k.c${i}::${keyTypes.rows[i]!.t}`).join(' AND ');

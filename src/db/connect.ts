@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { UserError } from '../errors';
+import { assertSupported, readServerVersion, type ServerVersion } from './server-version';
 
 /**
  * Connections are named; their URLs come from the worker's or CLI's environment, never from
@@ -54,7 +55,13 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Opens one client, naming the application so cutover's sessions are visible in pg_stat_activity. */
+const versions = new WeakMap<pg.ClientBase, ServerVersion>();
+
+/**
+ * Opens one client, naming the application so cutover's sessions are visible in pg_stat_activity.
+ * Every migration, plan check and worker activity connects through here, so a server outside the
+ * supported majors is refused before anything reads or changes it.
+ */
 export async function openClient(url: string, applicationName = 'cutover'): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url, application_name: applicationName });
   try {
@@ -65,7 +72,20 @@ export async function openClient(url: string, applicationName = 'cutover'): Prom
   // An idle connection can drop without an error event reaching a waiting query; keep the
   // process alive and let the next query fail instead of crashing on an unhandled 'error'.
   client.on('error', () => {});
+  try {
+    versions.set(client, assertSupported(await readServerVersion(client)));
+  } catch (err) {
+    await client.end().catch(() => {});
+    throw err;
+  }
   return client;
+}
+
+/** The server version of a client (known without a query for clients from openClient). */
+export async function serverVersionOf(client: pg.ClientBase): Promise<ServerVersion> {
+  let v = versions.get(client);
+  if (!v) versions.set(client, (v = await readServerVersion(client)));
+  return v;
 }
 
 export class DatabaseUnreachableError extends UserError {

@@ -1,12 +1,12 @@
 import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { postgresTool } from '../tools';
+import { serverInstall, type PgInstall } from './pg-installs';
 
 const run = promisify(execFile);
 
@@ -37,15 +37,46 @@ async function postgresOsUser(): Promise<{ uid: number; gid: number }> {
   }
 }
 
+/**
+ * As root the server runs as `postgres`, which must be able to reach the binaries. A checkout
+ * under a private home directory (mode 700) hides them; then run a copy from the temp dir,
+ * made once per installed version.
+ */
+async function reachableInstall(
+  install: PgInstall,
+  owner: { uid: number; gid: number },
+): Promise<PgInstall> {
+  const usable = await run(join(install.binDir, 'postgres'), ['--version'], owner).then(
+    () => true,
+    () => false,
+  );
+  if (usable || !install.relocatable) return install;
+  const { root, parts } = install.relocatable;
+  const copyRoot = join(tmpdir(), `cutover-${install.source.replace(/[^A-Za-z0-9.]+/g, '-')}`);
+  if (!existsSync(join(copyRoot, '.complete'))) {
+    const staging = `${copyRoot}.${process.pid}`;
+    for (const part of parts) {
+      await cp(join(root, part), join(staging, part), { recursive: true, verbatimSymlinks: true });
+    }
+    await writeFile(join(staging, '.complete'), '');
+    await rename(staging, copyRoot).catch(() => rm(staging, { recursive: true, force: true }));
+  }
+  return { ...install, binDir: join(copyRoot, relative(root, install.binDir)) };
+}
+
 export interface LocalCluster {
   /** Superuser URL of the `postgres` database. */
   url: string;
   port: number;
   dataDir: string;
+  /** The installation the server runs from. */
+  install: PgInstall;
   stop(): Promise<void>;
 }
 
 export interface LocalClusterOptions {
+  /** Which server to run (default: serverInstall(), the newest supported major installed). */
+  install?: PgInstall;
   /** Keep data here (created with initdb when empty); a temp dir that is removed on stop otherwise. */
   dataDir?: string;
   port?: number;
@@ -64,12 +95,14 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
   // PostgreSQL refuses to run as root; as root, run it as the `postgres` OS user. The uid/gid
   // go straight to spawn (not through runuser/su), so our signals reach postgres itself.
   const owner = process.getuid?.() === 0 ? await postgresOsUser() : undefined;
+  const chosen = opts.install ?? serverInstall();
+  const install = owner ? await reachableInstall(chosen, owner) : chosen;
   const parent = join(dataDir, '..');
   if (owner) await run('chown', [`${owner.uid}:${owner.gid}`, parent]);
 
   if (!existsSync(join(dataDir, 'PG_VERSION'))) {
     await run(
-      postgresTool('initdb'),
+      join(install.binDir, 'initdb'),
       [
         '-D',
         dataDir,
@@ -94,7 +127,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     await writeFile(join(dataDir, 'postgresql.auto.conf'), settings.join('\n') + '\n');
   }
 
-  const child = spawn(postgresTool('postgres'), ['-D', dataDir, '-p', String(port)], {
+  const child = spawn(join(install.binDir, 'postgres'), ['-D', dataDir, '-p', String(port)], {
     stdio: ['ignore', 'ignore', 'pipe'],
     cwd: parent,
     ...owner,
@@ -123,6 +156,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
     url,
     port,
     dataDir,
+    install: chosen,
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));

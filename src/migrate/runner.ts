@@ -1,7 +1,7 @@
 import { hostname, userInfo } from 'node:os';
 import { basename } from 'node:path';
 import pg from 'pg';
-import { openClient } from '../db/connect';
+import { openClient, serverVersionOf } from '../db/connect';
 import { defaultLockRetry, withLockRetry } from '../db/lock-timeout';
 import { UserError } from '../errors';
 import { acquireRunnerLock, releaseRunnerLock } from './advisory-lock';
@@ -314,7 +314,10 @@ export async function migrate(db: Db, opts: MigrateOptions): Promise<StepResult[
       log(`database is up to date at version ${pad(report.current)}`);
       return [];
     }
-    if (!opts.skipLint) await lintPending(files, pending, applied, opts, log);
+    if (!opts.skipLint) {
+      const { num } = await serverVersionOf(client);
+      await lintPending(files, pending, applied, num, opts, log);
+    }
     return opts.dryRun
       ? dryRun(client, pending, log)
       : applyAll(client, pending, opts, appliedBy, log);
@@ -330,6 +333,7 @@ async function lintPending(
   files: MigrationFile[],
   pending: MigrationFile[],
   applied: Set<number>,
+  serverVersion: number,
   opts: MigrateOptions,
   log: (l: string) => void,
 ): Promise<void> {
@@ -337,6 +341,8 @@ async function lintPending(
     ms.flatMap((m) => [m.up.path, ...(m.down ? [m.down.path] : [])]);
   const result = await lintFiles(scripts(pending), {
     context: scripts(files.filter((f) => applied.has(f.version))),
+    // Rules whose verdict depends on the major judge the server the scripts will run on.
+    serverVersion,
     runnerSetsLockTimeout: (opts.lockTimeoutMs ?? defaultLockRetry.lockTimeoutMs) > 0,
   });
   // Syntax errors are left to the server, whose message names file and line when the script runs.

@@ -73,10 +73,10 @@ export async function ensureRouteTable(client: ClientBase): Promise<void> {
       });
       return;
     } catch (err) {
-      // Two sessions racing on IF NOT EXISTS can collide on the catalog's unique index; the
-      // loser sees the winner's table on the next try.
+      // Two sessions racing on IF NOT EXISTS can collide on the catalog's unique index, or on
+      // the table's row type (42710); the loser sees the winner's table on the next try.
       const code = (err as { code?: string }).code;
-      if (attempt < 3 && (code === '23505' || code === '42P06' || code === '42P07')) continue;
+      if (attempt < 3 && ['23505', '42P06', '42P07', '42710'].includes(code ?? '')) continue;
       throw err;
     }
   }

@@ -167,8 +167,9 @@ export async function ensureSwapTables(client: ClientBase): Promise<void> {
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     const code = (err as { code?: string }).code;
-    // Two workers racing on IF NOT EXISTS: the loser finds the winner's objects next time.
-    if (code !== '23505' && code !== '42P07' && code !== '42P06') throw err;
+    // Two workers racing on IF NOT EXISTS: the loser finds the winner's objects next time. The
+    // collision may be on the table's row type (42710) rather than the table.
+    if (code !== '23505' && code !== '42P07' && code !== '42P06' && code !== '42710') throw err;
   }
 }
 

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   backupRun,
@@ -157,6 +159,27 @@ describe('backup to a local directory', () => {
     await expect(
       backupValidate({ connection: 'default', tables: ['no_such_table'] }, { storage, env }),
     ).rejects.toThrow(/no such table public\.no_such_table/);
+  });
+
+  it('a dump that fails before the storage starts reading is reported, not thrown from the stream', async () => {
+    // A storage that reads only after an await of its own (as the local one makes its
+    // directory first), here held until pg_dump has already failed.
+    class LateReader extends LocalDirStorage {
+      override async put(key: string, body: Readable, onProgress?: (bytes: number) => void) {
+        for (let i = 0; i < 600 && !body.errored; i++) await sleep(50);
+        expect(body.errored).toBeTruthy();
+        return super.put(key, body, onProgress);
+      }
+    }
+    const late = new LateReader(dir);
+    const keysBefore = await storage.list();
+    await expect(
+      backupRun(
+        { connection: 'default', tables: ['no_such_table'], label: 'late' },
+        { storage: late, env },
+      ),
+    ).rejects.toThrow(/pg_dump failed .*no matching tables were found.*no_such_table/s);
+    expect(await storage.list()).toEqual(keysBefore);
   });
 
   it('aborts a dump that fails half-way and removes the partial object', async () => {

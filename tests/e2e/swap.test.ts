@@ -15,9 +15,13 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { postgresTool } from '../../src/tools';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { clientTool } from '../../src/db/pg-installs';
 import { seedOrders, startE2E, waitFor, type E2E } from './support';
+
+/** A pgbench at least as new as the server under test. */
+const pgbenchFor = async (): Promise<string> =>
+  (await clientTool('pgbench', inject('pgMajor'))).path;
 
 let e2e: E2E;
 /** pgbench loops still running: stopped in afterEach so a failed test leaves no load behind. */
@@ -69,7 +73,7 @@ function pgbenchLoad(url: string, logDir: string) {
   const done = (async () => {
     while (!stopping) {
       const prefix = join(logDir, `r${++round}`);
-      const r = await run(postgresTool('pgbench'), [
+      const r = await run(await pgbenchFor(), [
         '-n',
         '-c',
         '4',
@@ -147,14 +151,7 @@ async function initPgbench(): Promise<void> {
       FOR t IN SELECT relname FROM pg_class WHERE relname LIKE 'pgbench_accounts_%' AND relkind IN ('r', 'v') LOOP
         EXECUTE format('DROP %s IF EXISTS %I CASCADE', CASE WHEN t IN (SELECT viewname FROM pg_views) THEN 'VIEW' ELSE 'TABLE' END, t);
       END LOOP; END $$;`);
-  const r = await run(postgresTool('pgbench'), [
-    '-i',
-    '-s',
-    '1',
-    '--foreign-keys',
-    '-q',
-    e2e.db.url,
-  ]);
+  const r = await run(await pgbenchFor(), ['-i', '-s', '1', '--foreign-keys', '-q', e2e.db.url]);
   expect(r.code, r.out).toBe(0);
 }
 

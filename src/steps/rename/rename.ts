@@ -5,6 +5,7 @@
  * names as they are after the rename.
  */
 import type { SwapAttempt, SwapBackAttempt } from '../../swap/swap';
+import { serverVersionOf } from '../../db/connect';
 import { attemptRename, attemptRenameBack, renamedChange } from '../../swap/rename';
 import {
   connect,
@@ -22,8 +23,9 @@ export async function renameAttempt(
 ): Promise<SwapAttempt> {
   const { change, archive } = input;
   const reverse = change.down !== undefined;
-  return connect(input, options, 'cutover-rename', (c) =>
-    attemptRename(c, {
+  return connect(input, options, 'cutover-rename', async (c) => {
+    const { major } = await serverVersionOf(c);
+    return attemptRename(c, {
       change,
       archive,
       lockTimeoutMs: input.lockTimeoutMs,
@@ -32,9 +34,9 @@ export async function renameAttempt(
         ...dropTriggerSql(change, 'forward'),
         ...(reverse ? [] : dropTruncateGuardSql(change)),
       ],
-      startReverseSync: reverse ? syncSql(renamedChange(change, archive), 'reverse') : [],
-    }),
-  );
+      startReverseSync: reverse ? syncSql(renamedChange(change, archive), 'reverse', major) : [],
+    });
+  });
 }
 
 /** One attempt at the rename-back (the rename's undo); done at once when there is nothing to undo. */
@@ -43,15 +45,16 @@ export async function renameBackAttempt(
   options: SwapOptions = {},
 ): Promise<SwapBackAttempt> {
   const { change, archive } = input;
-  return connect(input, options, 'cutover-rename', (c) =>
-    attemptRenameBack(c, {
+  return connect(input, options, 'cutover-rename', async (c) => {
+    const { major } = await serverVersionOf(c);
+    return attemptRenameBack(c, {
       change,
       archive,
       lockTimeoutMs: input.lockTimeoutMs,
       restoreSync: [
-        ...syncSql(change, 'forward'),
-        ...(input.directions === 'both' ? syncSql(change, 'reverse') : []),
+        ...syncSql(change, 'forward', major),
+        ...(input.directions === 'both' ? syncSql(change, 'reverse', major) : []),
       ],
-    }),
-  );
+    });
+  });
 }

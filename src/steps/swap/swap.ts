@@ -22,7 +22,8 @@ import {
 } from '../../swap/swap';
 import { whileHeartbeating, withConnection } from '../../temporal/activity';
 import { syncNames } from '../sync/names';
-import { buildSyncSql, buildTruncateGuardSql } from '../sync/triggers';
+import { buildSyncSql, buildTruncateGuardSql, replaceTriggerSql } from '../sync/triggers';
+import { serverVersionOf } from '../../db/connect';
 
 export { swappedChange };
 
@@ -73,9 +74,10 @@ export function dropTruncateGuardSql(change: ResolvedChange): string[] {
   return [...t.dropTriggers, t.dropFunction];
 }
 
-export const syncSql = (change: ResolvedChange, d: 'forward' | 'reverse') => {
+/** Runs inside the swap's transaction, after the renames locked both tables. */
+export const syncSql = (change: ResolvedChange, d: 'forward' | 'reverse', major: number) => {
   const s = buildSyncSql(change, d);
-  return [s.createFunction, s.createTrigger];
+  return [s.createFunction, ...replaceTriggerSql(s.createTrigger, s.dropTrigger, major)];
 };
 
 /** Before the swap: the old table's outgoing foreign keys (NOT VALID) and sequences on the new one. */
@@ -93,8 +95,9 @@ export async function swapAttempt(
 ): Promise<SwapAttempt> {
   const { change, archive } = input;
   const reverse = change.down !== undefined;
-  return connect(input, options, 'cutover-swap', (c) =>
-    attemptSwap(c, {
+  return connect(input, options, 'cutover-swap', async (c) => {
+    const { major } = await serverVersionOf(c);
+    return attemptSwap(c, {
       migration: change.name,
       change,
       original: change.source,
@@ -106,9 +109,9 @@ export async function swapAttempt(
         ...dropTriggerSql(change, 'forward'),
         ...(reverse ? [] : dropTruncateGuardSql(change)),
       ],
-      startReverseSync: reverse ? syncSql(swappedChange(change, archive), 'reverse') : [],
-    }),
-  );
+      startReverseSync: reverse ? syncSql(swappedChange(change, archive), 'reverse', major) : [],
+    });
+  });
 }
 
 /** One attempt at the swap-back (the swap's undo); done at once when there is nothing to undo. */
@@ -117,8 +120,9 @@ export async function swapBackAttempt(
   options: SwapOptions = {},
 ): Promise<SwapBackAttempt> {
   const { change, archive } = input;
-  return connect(input, options, 'cutover-swap', (c) =>
-    attemptSwapBack(c, {
+  return connect(input, options, 'cutover-swap', async (c) => {
+    const { major } = await serverVersionOf(c);
+    return attemptSwapBack(c, {
       migration: change.name,
       original: change.source,
       shadow: change.target,
@@ -126,11 +130,11 @@ export async function swapBackAttempt(
       lockTimeoutMs: input.lockTimeoutMs,
       swapped: swappedChange(change, archive),
       restoreSync: [
-        ...syncSql(change, 'forward'),
-        ...(input.directions === 'both' ? syncSql(change, 'reverse') : []),
+        ...syncSql(change, 'forward', major),
+        ...(input.directions === 'both' ? syncSql(change, 'reverse', major) : []),
       ],
-    }),
-  );
+    });
+  });
 }
 
 /** VALIDATE the foreign keys added NOT VALID by the swap or the swap-back (writes go on). */

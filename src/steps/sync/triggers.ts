@@ -28,6 +28,7 @@ import type { ColumnMapping, ResolvedChange, TableRef } from '../../plan/types';
 import { sqlLiteral, syncNames } from './names';
 import { clearSyncDebt, debtTable, drainSyncDebt, ensureDebtTable, type DrainResult } from './debt';
 import { readSwapRecord, swappedChange } from '../../swap/swap';
+import { serverVersionOf } from '../../db/connect';
 
 export type SyncDirection = 'forward' | 'reverse';
 
@@ -116,7 +117,7 @@ export async function syncRecordsMisses(
 export function buildSyncSql(
   change: ResolvedChange,
   direction: SyncDirection,
-): { createFunction: string; createTrigger: string } {
+): { createFunction: string; createTrigger: string; dropTrigger: string } {
   const spec = directionSpec(change, direction);
   const guard = sqlLiteral(syncNames(change).guardSetting);
   for (const m of spec.mapping)
@@ -262,7 +263,8 @@ ${DOLLAR_TAG}`;
   AFTER INSERT OR UPDATE OR DELETE ON ${from}
   FOR EACH ROW${when}
   EXECUTE FUNCTION ${fn}()`;
-  return { createFunction, createTrigger };
+  const dropTrigger = `DROP TRIGGER IF EXISTS ${quoteIdent(spec.triggerName)} ON ${from}`;
+  return { createFunction, createTrigger, dropTrigger };
 }
 
 /**
@@ -406,20 +408,70 @@ export async function validateSyncWith(client: pg.ClientBase, input: SyncInput):
     throw new UserError(`sync for plan "${input.change.name}": ${problems.join('; ')}`);
 }
 
+const withoutOrReplace = (create: string) => create.replace(/^CREATE OR REPLACE /, 'CREATE ');
+
+/**
+ * Statements that put a trigger in place whether or not one of its name exists. CREATE OR
+ * REPLACE TRIGGER exists from PostgreSQL 14; before, DROP IF EXISTS + CREATE does the same, but
+ * the DROP takes ACCESS EXCLUSIVE on the table: use it only inside a transaction that holds that
+ * lock already (the swap's renames) or after checking that the trigger is there.
+ */
+export function replaceTriggerSql(create: string, drop: string, major: number): string[] {
+  return major >= 14 ? [create] : [drop, withoutOrReplace(create)];
+}
+
 async function installWith(
   client: pg.ClientBase,
   change: ResolvedChange,
   directions: SyncDirection[],
   lockRetry?: Partial<LockRetryOptions>,
 ): Promise<void> {
-  const statements = directions.flatMap((d) => {
-    const s = buildSyncSql(change, d);
-    return [s.createFunction, s.createTrigger];
-  });
-  if (directions.includes('forward')) {
-    const t = buildTruncateGuardSql(change);
-    statements.push(t.createFunction, ...t.createTriggers);
-  }
+  // CREATE OR REPLACE TRIGGER exists from PostgreSQL 14. On 13 a re-run (a retried activity)
+  // drops the trigger it finds and creates it again in the same transaction, so no write goes
+  // unsynced; only then, because DROP TRIGGER takes ACCESS EXCLUSIVE where CREATE takes less.
+  const orReplace = (await serverVersionOf(client)).major >= 14;
+  const names = syncNames(change);
+  const replaceTrigger = async (
+    create: string,
+    drop: string,
+    table: TableRef,
+    trigger: string,
+  ): Promise<string[]> => {
+    if (orReplace) return [create];
+    const r = await client.query(
+      'SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2',
+      [qTable(table), trigger],
+    );
+    return r.rowCount !== 0 ? replaceTriggerSql(create, drop, 13) : [withoutOrReplace(create)];
+  };
+  const statements = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for (const d of directions) {
+      const s = buildSyncSql(change, d);
+      const [table, trigger] =
+        d === 'forward'
+          ? [change.source, names.forwardTrigger]
+          : [change.target, names.reverseTrigger];
+      out.push(
+        s.createFunction,
+        ...(await replaceTrigger(s.createTrigger, s.dropTrigger, table, trigger)),
+      );
+    }
+    if (directions.includes('forward')) {
+      const t = buildTruncateGuardSql(change);
+      out.push(t.createFunction);
+      for (const [i, table] of [change.source, change.target].entries())
+        out.push(
+          ...(await replaceTrigger(
+            t.createTriggers[i]!,
+            t.dropTriggers[i]!,
+            table,
+            names.truncateTrigger,
+          )),
+        );
+    }
+    return out;
+  };
   // The triggers write their debt there; created first, outside the trigger transaction, since
   // it is shared by every migration and never dropped.
   await ensureDebtTable(client);
@@ -429,7 +481,7 @@ async function installWith(
     client,
     () =>
       inTransaction(client, async () => {
-        for (const sql of statements) await client.query(sql);
+        for (const sql of await statements()) await client.query(sql);
       }),
     lockRetry,
   );
