@@ -440,18 +440,13 @@ export async function attemptSwap(client: ClientBase, spec: SwapSpec): Promise<S
 
   await client.query('BEGIN');
   try {
-    const lockMs = await lockTimeoutBelowDeadlock(client, spec.lockTimeoutMs);
-    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockMs}ms`]);
-    // Child tables first: a child row's foreign key check reads the parent while the child is
-    // locked, so locking the parent first would hold it while waiting for such a writer, which
-    // waits for the parent: a cycle on every attempt under a steady stream of child writes.
-    // Then old before new, the order the forward sync takes them (the reverse sync never waits).
+    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${spec.lockTimeoutMs}ms`]);
     const lockList = [
-      ...children.map((c) => qual(c.schema, c.table)),
       qual(original.schema, original.table),
       qual(shadow.schema, shadow.table),
+      ...children.map((c) => qual(c.schema, c.table)),
     ];
-    await lockAllWithin(client, [...new Set(lockList)], lockMs);
+    await client.query(`LOCK TABLE ${[...new Set(lockList)].join(', ')} IN ACCESS EXCLUSIVE MODE`);
     const record = await swapInLockedTransaction(client, spec, oldOid, newOid);
     await client.query('COMMIT');
     return { done: true, already: false, record };
@@ -642,8 +637,7 @@ export async function attemptSwapBack(
   const origName = qual(schema, record.original);
   await client.query('BEGIN');
   try {
-    const lockMs = await lockTimeoutBelowDeadlock(client, spec.lockTimeoutMs);
-    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockMs}ms`]);
+    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${spec.lockTimeoutMs}ms`]);
     // The temporary name's view first, in the order a write through it takes its locks: the
     // DROP VIEW below then never queues for it while holding the tables (a deadlock with it).
     const { rows: view } = await client.query<{ ok: boolean }>(
@@ -652,12 +646,11 @@ export async function attemptSwapBack(
     );
     const lockList = [
       ...(view[0]!.ok ? [qual(schema, record.shadow)] : []),
-      // Child tables before the tables their keys read, as in the swap.
-      ...record.foreignKeys.map((f) => f.table),
       origName,
       qual(schema, record.archive),
+      ...record.foreignKeys.map((f) => f.table),
     ];
-    await lockAllWithin(client, [...new Set(lockList)], lockMs);
+    await client.query(`LOCK TABLE ${[...new Set(lockList)].join(', ')} IN ACCESS EXCLUSIVE MODE`);
     // The reverse sync's debt (new → archive) is settled while the names are still swapped.
     await drainSyncDebt(client, spec.swapped, { inTransaction: true });
     await client.query(`DROP VIEW IF EXISTS ${qual(schema, record.shadow)}`);
@@ -698,48 +691,6 @@ export async function attemptSwapBack(
       return { done: false, reason: 'lock-timeout', blockers: await findBlockers(client, oids, 0) };
     throw err;
   }
-}
-
-/**
- * LOCK TABLE … IN ACCESS EXCLUSIVE MODE, all of them within `ms` in total (statement_timeout),
- * not just each wait within lock_timeout: the first lock is held while the next ones are
- * awaited, and an application transaction queued behind it (a write to a child table whose
- * foreign key check reads the locked table) must never be the one whose deadlock check fires.
- * Running out of time is reported as a lock timeout (55P03), which the caller retries.
- */
-async function lockAllWithin(client: ClientBase, tables: string[], ms: number): Promise<void> {
-  const { rows } = await client.query<{ prev: string }>(
-    `SELECT current_setting('statement_timeout') AS prev, set_config('statement_timeout', $1, true)`,
-    [`${ms}ms`],
-  );
-  try {
-    await client.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE`);
-  } catch (err) {
-    if ((err as { code?: string }).code === '57014')
-      throw Object.assign(new Error(`could not lock ${tables.join(', ')} within ${ms} ms`), {
-        code: '55P03',
-      });
-    throw err;
-  }
-  await client.query(`SELECT set_config('statement_timeout', $1, true)`, [rows[0]!.prev]);
-}
-
-/**
- * The lock_timeout for one attempt at the tables: at most half the server's deadlock_timeout.
- * An application that writes both tables at once (router-aware code on the new name next to
- * code on the old one) takes their locks in the opposite order to one of the swap's; if the swap
- * waits in that cycle, it must give up (and retry) before the application's deadlock check
- * fires, or PostgreSQL may abort the application's transaction instead.
- */
-export async function lockTimeoutBelowDeadlock(
-  client: ClientBase,
-  wantedMs: number,
-): Promise<number> {
-  const { rows } = await client.query<{ ms: number }>(
-    `SELECT (extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000)::float8 AS ms`,
-  );
-  const deadlockMs = rows[0]!.ms;
-  return Math.max(10, Math.min(wantedMs, Math.floor(deadlockMs / 2)));
 }
 
 /**
