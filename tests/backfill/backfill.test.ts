@@ -93,34 +93,6 @@ describe.each<GhostGuard>(['debt', 'lock', 'sweep'])(
   },
 );
 
-describe('backfill of a single-column key under concurrent writes', () => {
-  // The one-statement batches (copy up to the next row the trigger wrote) with inserts of new
-  // keys, updates and key changes writing target rows ahead of the cursor, and deletes.
-  const single = accountsChange('acct1', 'bftest', true);
-  it('ends with both tables identical, with batches of every size', async () => {
-    await createAccounts(db.pool, 30_000, { singleKey: true });
-    const client = await connect();
-    await installSync(client, { change: single, directions: 'forward' });
-    const load = startWorkload(db.url, 4, 30_000);
-    try {
-      await new Promise((r) => setTimeout(r, 300));
-      const result = await runBackfill(client, single, {
-        throttle: { batchSize: 400, sleepMs: 2 },
-      });
-      expect(result.progress.state).toBe('done');
-      expect(result.progress.ghostGuard).toBe('debt');
-    } finally {
-      const { ops, errors } = await load.stop();
-      expect(errors).toEqual([]);
-      expect(ops).toBeGreaterThan(100);
-      await drainSyncDebt(client, single);
-      await removeSync(client, { change: single });
-      await client.end();
-    }
-    expect(await mappingDifferences(db.pool)).toBe(0);
-  });
-});
-
 describe('ghost-row race', () => {
   /**
    * Deterministic: a transaction inserts (uncommitted) the target row of the batch's LAST key,

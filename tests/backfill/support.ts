@@ -5,20 +5,14 @@ import type { ResolvedChange } from '../../src/plan/types';
  * A table change used across the sync and backfill tests: composite key (tenant, id), the
  * target re-types the key and balance to bigint and renames name → full_name.
  */
-export function accountsChange(
-  name = 'acct',
-  connection = 'default',
-  /** Key (id) alone, as most tables have: the backfill's one-statement batches apply. */
-  singleKey = false,
-): ResolvedChange {
-  const key = singleKey ? ['id'] : ['tenant', 'id'];
+export function accountsChange(name = 'acct', connection = 'default'): ResolvedChange {
   return {
     name,
     connection,
     source: { schema: 'public', table: 'accounts' },
     target: { schema: 'public', table: 'accounts_v2' },
-    sourceKey: key,
-    targetKey: key,
+    sourceKey: ['tenant', 'id'],
+    targetKey: ['tenant', 'id'],
     up: [
       { column: 'tenant', expression: '"tenant"' },
       { column: 'id', expression: '"id"::bigint' },
@@ -36,20 +30,15 @@ export function accountsChange(
   };
 }
 
-export async function createAccounts(
-  pool: pg.Pool,
-  rows: number,
-  { singleKey = false }: { singleKey?: boolean } = {},
-): Promise<void> {
-  const pk = singleKey ? 'id' : 'tenant, id';
+export async function createAccounts(pool: pg.Pool, rows: number): Promise<void> {
   await pool.query(`
     DROP TABLE IF EXISTS accounts_v2, accounts;
     CREATE TABLE accounts (tenant int NOT NULL, id int NOT NULL, name text NOT NULL,
                            balance int NOT NULL DEFAULT 0, note text,
-                           PRIMARY KEY (${pk}));
+                           PRIMARY KEY (tenant, id));
     CREATE TABLE accounts_v2 (tenant int NOT NULL, id bigint NOT NULL, full_name text NOT NULL,
                               balance bigint NOT NULL DEFAULT 0, note text NOT NULL DEFAULT '',
-                              PRIMARY KEY (${pk}));`);
+                              PRIMARY KEY (tenant, id));`);
   await pool.query(
     `INSERT INTO accounts SELECT g % 7, g, 'user ' || g, (g * 37) % 1000,
             CASE WHEN g % 3 = 0 THEN NULL ELSE 'n' || g END
