@@ -94,6 +94,14 @@ node -e '
     if (outside) console.log(`${label}: vitest exited with ${code}: errors outside the tests (see above)`);
     if (labels.length > 1)
       console.log(`${label}: ${r.numTotalTests} tests run, ${r.numPassedTests} ok, ${r.numFailedTests} not ok in ${secs}s`);
+    // Name every failure again here, at the end: a CI log is often read from its tail only.
+    for (const f of r.testResults ?? []) {
+      for (const a of f.assertionResults ?? []) {
+        if (a.status !== "failed") continue;
+        const why = String((a.failureMessages ?? [])[0] ?? "").split("\n").slice(0, 3).join(" | ").slice(0, 400);
+        console.log(`${label}: not ok: ${f.name.replace(process.cwd() + "/", "")} > ${a.fullName}: ${why}`);
+      }
+    }
   }
   console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
   if (bad || failed > 0) process.exitCode = 1;
