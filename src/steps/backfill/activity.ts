@@ -28,7 +28,7 @@ import {
 import { splitKeyRanges, type PlannedRange } from '../../backfill/ranges';
 import { resolveLoadBudget, type PlanLoadBudget } from '../../backfill/load-budget';
 import { drainSyncDebt } from '../sync/debt';
-import { syncRecordsMisses } from '../sync/triggers';
+import { setCopyMode } from '../sync/triggers';
 import { recordBackfillProgress } from '../../observability/metrics';
 import { progressReporter } from '../../temporal/progress';
 
@@ -92,11 +92,15 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
       if (last) ctx.heartbeat(last);
     }, HEARTBEAT_EVERY_MS);
     try {
-      // Trigger functions installed before debt-on-miss (a run in flight across an upgrade) do
-      // not record a DELETE that misses a row being copied: lock the rows instead.
-      const ghostGuard =
-        input.ghostGuard ??
-        ((await syncRecordsMisses(client, input.change)) ? DEFAULT_GHOST_GUARD : 'lock');
+      // The lock-free default relies on the forward trigger recording every delete while the
+      // copy runs (copy mode): switched on here, since a retried or resumed backfill may find
+      // it settled, or installed by an older version. Without a sync, lock the rows instead.
+      const synced = await setCopyMode(client, input.change, true, {
+        onWait: () => {
+          if (last) ctx.heartbeat(last);
+        },
+      });
+      const ghostGuard = input.ghostGuard ?? (synced ? DEFAULT_GHOST_GUARD : 'lock');
       const result = await runBackfill(client, input.change, {
         ghostGuard,
         range: input.range ?? null,
@@ -140,10 +144,13 @@ export async function backfillRun(input: BackfillInput): Promise<BackfillProgres
       // equal when the copy ends. Not by one range of a split backfill: another range's batch
       // may still be in flight, and a copy it commits after the drain would survive. The
       // workflow drains once all ranges are done. The timer keeps beating meanwhile.
-      if (!input.range)
+      if (!input.range) {
+        // Every batch has committed: deletes from here on cannot meet a stale copy.
+        await setCopyMode(client, input.change, false);
         await drainSyncDebt(client, input.change, {
           onProgress: () => ctx.heartbeat(result.progress),
         });
+      }
       return result.progress;
     } finally {
       clearInterval(timer);

@@ -76,7 +76,8 @@ export function dropTruncateGuardSql(change: ResolvedChange): string[] {
 
 /** Runs inside the swap's transaction, after the renames locked both tables. */
 export const syncSql = (change: ResolvedChange, d: 'forward' | 'reverse', major: number) => {
-  const s = buildSyncSql(change, d);
+  // After the swap nothing copies in bulk any more: no copy mode.
+  const s = buildSyncSql(change, d, { copying: false });
   return [s.createFunction, ...replaceTriggerSql(s.createTrigger, s.dropTrigger, major)];
 };
 

@@ -93,16 +93,35 @@ function mappedExpression(spec: DirectionSpec, column: string): string {
 export const REVERSE_LOCK_WAIT_MS = 5;
 
 /**
- * In the source of trigger functions whose DELETE records a miss as sync debt at every isolation
- * level. Functions installed by older versions (runs in flight across an upgrade) lack it: their
- * backfill keeps locking the rows it copies (see syncRecordsMisses).
+ * In the source of forward trigger functions whose DELETE records a miss as sync debt at every
+ * isolation level (a delete that finds no row in the new table).
  */
 export const MISSES_AS_DEBT = 'cutover: a delete that finds no row is recorded as sync debt';
 
-/** Whether the installed forward trigger function records every DELETE miss as debt. */
-export async function syncRecordsMisses(
+/**
+ * In the source of forward trigger functions in copy mode: while the backfill runs, EVERY
+ * delete (and key change) of the old table is recorded as sync debt, found or not. A batch
+ * takes no row locks: it may have read the row in a snapshot older than the delete and insert
+ * it after the delete removed the trigger-written copy (an update synced the row ahead of the
+ * cursor, then a delete found and removed it), which would leave a ghost that nobody recorded.
+ * Functions without it (installed by an older version, or settled after the copy) are switched
+ * to copy mode before a backfill starts (see setCopyMode).
+ */
+export const COPY_MODE = 'cutover: copy mode, every delete is recorded as sync debt';
+
+/**
+ * Switches the forward trigger function of `change` into or out of copy mode (COPY_MODE); a
+ * CREATE OR REPLACE of the function alone, which takes no lock on the tables. Returns false when
+ * no forward sync is installed. Switching INTO copy mode waits until every transaction that may
+ * have run the function in its other mode has ended: one of them may have removed a row's
+ * trigger-written copy without recording it, and a batch that starts before its commit could
+ * resurrect it.
+ */
+export async function setCopyMode(
   client: pg.ClientBase,
   change: ResolvedChange,
+  copying: boolean,
+  { waitMs = 120_000, onWait }: { waitMs?: number; onWait?: () => void } = {},
 ): Promise<boolean> {
   const spec = directionSpec(change, 'forward');
   const r = await client.query<{ src: string }>(
@@ -110,13 +129,46 @@ export async function syncRecordsMisses(
       WHERE n.nspname = $1 AND p.proname = $2`,
     [spec.from.schema, spec.functionName],
   );
-  return r.rows.some((row) => row.src.includes(MISSES_AS_DEBT));
+  const src = r.rows[0]?.src;
+  if (src === undefined) return false;
+  if (src.includes(COPY_MODE) === copying) return true;
+  await client.query(buildSyncSql(change, 'forward', { copying }).createFunction);
+  if (copying) await waitForOlderTransactions(client, waitMs, onWait);
+  return true;
+}
+
+/** Waits until every transaction that had an xid when this is called has ended. */
+async function waitForOlderTransactions(
+  client: pg.ClientBase,
+  waitMs: number,
+  onWait?: () => void,
+): Promise<void> {
+  const horizon = await client.query<{ x: string }>(
+    `SELECT txid_snapshot_xmax(txid_current_snapshot())::text AS x`,
+  );
+  const xmax = horizon.rows[0]!.x;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const r = await client.query<{ done: boolean }>(
+      `SELECT txid_snapshot_xmin(txid_current_snapshot()) >= $1::bigint AS done`,
+      [xmax],
+    );
+    if (r.rows[0]!.done) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        'the sync triggers switched to copy mode, but transactions older than the switch are still open; the backfill retries',
+      );
+    onWait?.();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** The CREATE FUNCTION and CREATE TRIGGER statements of one direction (pure; for tests too). */
 export function buildSyncSql(
   change: ResolvedChange,
   direction: SyncDirection,
+  /** Forward only: record every delete as debt (COPY_MODE). The default until the copy ends. */
+  { copying = true }: { copying?: boolean } = {},
 ): { createFunction: string; createTrigger: string; dropTrigger: string } {
   const spec = directionSpec(change, direction);
   const guard = sqlLiteral(syncNames(change).guardSetting);
@@ -164,17 +216,24 @@ export function buildSyncSql(
   // READ the row may be invisible to the snapshot (committed by a backfill batch later); under
   // READ COMMITTED a backfill batch may be copying it right now, uncommitted: the backfill takes
   // no row locks (that is what lets it run at the speed of one INSERT … SELECT), so the batch
-  // commits the copy after this DELETE looked. The reconciler then deletes it. Misses happen
-  // only for keys the copy has not reached, so the debt grows with deletes, not with the table.
-  // MISSES_AS_DEBT marks trigger functions that do this (see syncRecordsMisses).
+  // commits the copy after this DELETE looked. The reconciler then deletes it. In copy mode
+  // (while the backfill runs) a DELETE that found the row is recorded too: a batch whose
+  // snapshot still saw the row may insert it after this DELETE (see COPY_MODE). The debt grows
+  // with the deletes made during the copy, not with the table.
+  const copyMode = copying && spec.direction === 'forward';
   const deleteOld = `
     IF NOT EXISTS (SELECT 1 FROM ${from} AS f WHERE (${fromKeyCols}) = (${fromKeyOld})) THEN
       DELETE FROM ${to} AS t
         USING (SELECT ${oldKeySelect} FROM (SELECT OLD.*) AS s) AS o
         WHERE ${keyJoin};
+${
+  copyMode
+    ? `${debt('OLD')}`
+    : `
       GET DIAGNOSTICS cutover_rows = ROW_COUNT;
       IF cutover_rows = 0 THEN${debt('OLD')}
-      END IF;
+      END IF;`
+}
     END IF;`;
   const upsertNew = (how: string) => `
     INSERT INTO ${to} AS t (${cols})
@@ -247,7 +306,7 @@ DECLARE
   cutover_rows bigint;${spec.direction === 'reverse' ? "\n  cutover_prev_lock_timeout text := current_setting('lock_timeout');" : ''}
 BEGIN
   -- cutover ${spec.direction} sync of plan ${sqlLiteral(change.name)}: ${spec.from.schema}.${spec.from.table} -> ${spec.to.schema}.${spec.to.table}
-  -- ${MISSES_AS_DEBT}${nested}
+  -- ${copyMode ? COPY_MODE : MISSES_AS_DEBT}${nested}
   PERFORM set_config(${guard}, 'on', true);${main}
   PERFORM set_config(${guard}, coalesce(cutover_prev_guard, ''), true);
   RETURN NULL;
@@ -592,6 +651,8 @@ export async function syncDrain(input: { change: ResolvedChange }): Promise<Drai
     const record = await readSwapRecord(c, input.change.name);
     const change =
       record?.state === 'swapped' ? swappedChange(input.change, record.archive) : input.change;
+    // The workflow drains only once every backfill range has committed: the copy is over.
+    if (record?.state !== 'swapped') await setCopyMode(c, input.change, false);
     return drainSyncDebt(c, change, { timeoutMs: 20_000 });
   });
 }
