@@ -195,6 +195,8 @@ class BatchSql {
   constructor(
     readonly change: ResolvedChange,
     readonly key: KeyColumn[],
+    /** The new table's key columns (their types may differ: int → bigint). */
+    readonly targetKey: KeyColumn[] = [],
   ) {
     this.src = quoteQualified(change.source.schema, change.source.table);
     this.dst = quoteQualified(change.target.schema, change.target.table);
@@ -236,6 +238,8 @@ interface BatchOutcome {
   rows: number;
   inserted: number;
   lastKey: string[] | null;
+  /** Fewer rows than asked for because the source had no more when the batch ran. */
+  exhausted: boolean;
 }
 
 async function inTransaction<T>(
@@ -269,6 +273,75 @@ async function retrying<T>(work: () => Promise<T>): Promise<T> {
 /** Key types (format_type) whose max() orders as ORDER BY does. */
 const HAS_MAX = /^(smallint|integer|bigint|numeric|text|character varying|date|timestamp)\b/;
 
+const INTEGER_KEY = /^(smallint|integer|bigint)$/;
+
+/** One key column whose text form is the same in both tables, with a max(). */
+function unboundedCopyFits(sql: BatchSql): boolean {
+  const [s, t] = [sql.key[0], sql.targetKey[0]];
+  if (sql.key.length !== 1 || sql.targetKey.length !== 1 || !s || !t) return false;
+  if (!HAS_MAX.test(s.type)) return false;
+  return s.type === t.type || (INTEGER_KEY.test(s.type) && INTEGER_KEY.test(t.type));
+}
+
+/**
+ * The common batch in one statement: copies the next `limit` rows after `after`, but only keys
+ * below the next row the sync trigger has already written to the new table (one index probe
+ * finds it), so a plain INSERT — no speculative insertion — never meets a conflict, and no
+ * separate scan is needed to find the batch's upper key: the INSERT returns its count and last
+ * key. Returns null when it copied nothing (a trigger-written row is next, or the table is done)
+ * or when a trigger wrote into the range meanwhile (unique violation): then the bounded batch
+ * below takes over.
+ */
+async function copyUpToNextWritten(
+  client: pg.ClientBase,
+  sql: BatchSql,
+  after: string[] | null,
+  range: KeyRange | null,
+  limit: number,
+  hooks?: BackfillHooks,
+): Promise<BatchOutcome | null> {
+  const k = sql.key[0]!;
+  const tk = quoteIdent(sql.targetKey[0]!.name);
+  const next = await client.query<{ o: string | null }>(
+    `SELECT min(${tk})::text AS o FROM ${sql.dst}${after ? ` WHERE ${tk} > $1::${k.type}` : ''}`,
+    after ? [after[0]] : [],
+  );
+  const p: unknown[] = [];
+  const w = [...(after ? [sql.keyCompare('>', after, p)] : []), ...sql.rangeFilter(range, p)];
+  const written = next.rows[0]?.o ?? null;
+  if (written !== null) {
+    p.push(written);
+    w.push(`${quoteIdent(k.name)} < $${p.length}::${k.type}`);
+  }
+  p.push(limit);
+  const statement = `WITH ins AS (
+      INSERT INTO ${sql.dst} (${sql.insertCols})
+        SELECT ${sql.insertExprs}
+          FROM (SELECT * FROM ${sql.src} ${w.length ? `WHERE ${w.join(' AND ')}` : ''}
+                 ORDER BY ${sql.keyList} LIMIT $${p.length}) AS s
+        RETURNING ${tk} AS k)
+    SELECT count(*)::int AS rows, CASE WHEN count(*) > 0 THEN ARRAY[max(k)::text] END AS last
+      FROM ins`;
+  try {
+    return await inTransaction(client, `BEGIN; ${sql.guardSql}`, async () => {
+      const r = (await client.query<{ rows: number; last: string[] | null }>(statement, p))
+        .rows[0]!;
+      if (!r.rows || !r.last) return null;
+      if (hooks?.beforeCommit) await hooks.beforeCommit({ lastKey: r.last, rows: r.rows });
+      // Short because the next trigger-written row bounded it is not the end of the table.
+      return {
+        rows: r.rows,
+        inserted: r.rows,
+        lastKey: r.last,
+        exhausted: written === null && r.rows < limit,
+      };
+    });
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505') return null;
+    throw err;
+  }
+}
+
 /**
  * One batch: find its upper key `hi` (the n-th key after `after`, an index-only scan), then copy
  * the key range (after, hi] in one INSERT … SELECT inside a short transaction. A bounded range,
@@ -286,6 +359,10 @@ async function copyBatch(
   lock: boolean,
   hooks?: BackfillHooks,
 ): Promise<BatchOutcome> {
+  if (!lock && unboundedCopyFits(sql)) {
+    const copied = await copyUpToNextWritten(client, sql, after, range, limit, hooks);
+    if (copied) return copied;
+  }
   const p1: unknown[] = [];
   const w1 = [...(after ? [sql.keyCompare('>', after, p1)] : []), ...sql.rangeFilter(range, p1)];
   p1.push(limit);
@@ -319,7 +396,7 @@ async function copyBatch(
     p1,
   );
   const hi = bound.rows[0]?.last;
-  if (!hi) return { rows: 0, inserted: 0, lastKey: null };
+  if (!hi) return { rows: 0, inserted: 0, lastKey: null, exhausted: true };
   const p2: unknown[] = [];
   const w2 = [
     ...(after ? [sql.keyCompare('>', after, p2)] : []),
@@ -337,7 +414,12 @@ async function copyBatch(
       );
       if (hooks?.beforeCommit) await hooks.beforeCommit({ lastKey: hi, rows: bound.rows[0]!.rows });
       // hi, not the last row copied: rows in (after, hi] that vanished meanwhile are done too.
-      return { rows: bound.rows[0]!.rows, inserted: r.rowCount ?? 0, lastKey: hi };
+      return {
+        rows: bound.rows[0]!.rows,
+        inserted: r.rowCount ?? 0,
+        lastKey: hi,
+        exhausted: bound.rows[0]!.rows < limit,
+      };
     });
   // ON CONFLICT DO NOTHING costs a speculative insertion per row (measured: about half the
   // speed of a plain INSERT), so it is used only where a trigger-written row may be in the way.
@@ -528,7 +610,7 @@ export async function runBackfill(
   const ghostGuard = opts.ghostGuard ?? DEFAULT_GHOST_GUARD;
   const range = opts.range ?? null;
   const key = await keyColumns(client, change.source, change.sourceKey);
-  const sql = new BatchSql(change, key);
+  const sql = new BatchSql(change, key, await keyColumns(client, change.target, change.targetKey));
   const estimatedTotal = opts.estimatedTotal ?? (await estimateRows(client, change.source));
   const cancelled = () => Boolean(opts.isCancelled?.() || opts.signal?.aborted);
 
@@ -687,7 +769,7 @@ export async function runBackfill(
     await opts.onProgress?.(progress('running'));
     // A short batch was the last one: nothing beyond it when it ran (later rows arrive via
     // the trigger).
-    if (out.rows < limit) break;
+    if (out.exhausted) break;
     // One write transaction per batch; the bound and probe reads are transactions too.
     if (governed()) await governor!.afterWork(lastBatchMs, 1, 2);
     if (curSleep > 0) await interruptibleSleep(curSleep);
