@@ -3,8 +3,8 @@
  * the new table under its own name, and the old name stays usable for code not deployed yet as
  * an auto-updatable view over the new table until cleanup removes it.
  *
- * In ONE transaction (the swap's blocker check first; the locks taken without queueing, see
- * lockWithoutQueueing): lock both tables and the tables whose foreign keys point at the old one,
+ * In ONE transaction (the swap's blocker check first; the locks taken as the swap takes them,
+ * src/swap/locks.ts): lock both tables and the tables whose foreign keys point at the old one,
  * stop the forward sync and settle its debt,
  * rename the old table to its archive name, move the ownership of its serial sequences and the
  * other tables' foreign keys to the new table, create the view under the old name (owner, grants,
@@ -35,6 +35,7 @@ import {
   tableFacts,
   type Dependent,
 } from './dependents';
+import { lockForSwap, SwapLockTimeout, type SwapLockTry } from './locks';
 import {
   commentSql,
   ensureSwapTables,
@@ -72,38 +73,6 @@ export interface RenameBackSpec {
 }
 
 const qual = (t: TableRef) => quoteQualified(t.schema, t.table);
-
-/**
- * Takes ACCESS EXCLUSIVE on every table without ever waiting in a lock queue: `NOWAIT` in a
- * savepoint, retried every few milliseconds until `withinMs` has passed (then a 55P03, which the
- * caller reports as a lock timeout and retries later). During a rename the application writes
- * both tables, and the sync triggers take them in opposite orders (a write to the old table locks
- * the new one in its trigger, and the other way round): holding one table while queueing for the
- * other could close a cycle with an application transaction, and the deadlock detector might
- * then abort the application's. Never queueing means never part of a cycle, and application
- * queries never wait behind a queued request of ours; they wait only for the rename itself,
- * once every lock is held.
- */
-async function lockWithoutQueueing(
-  client: ClientBase,
-  tables: string[],
-  withinMs: number,
-): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    await client.query('SAVEPOINT cutover_lock');
-    try {
-      await client.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE NOWAIT`);
-      await client.query('RELEASE SAVEPOINT cutover_lock');
-      return;
-    } catch (err) {
-      // Releases whatever part of the list the attempt had taken.
-      await client.query('ROLLBACK TO SAVEPOINT cutover_lock');
-      if (!isLockTimeout(err) || Date.now() >= deadline) throw err;
-    }
-    await new Promise((r) => setTimeout(r, 2 + Math.random() * 8));
-  }
-}
 
 /**
  * What the rename does with each dependent of the old table; the ones it cannot carry are
@@ -294,16 +263,25 @@ export async function attemptRename(client: ClientBase, spec: RenameSpec): Promi
 
   await client.query('BEGIN');
   try {
-    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${spec.lockTimeoutMs}ms`]);
-    const lockList = [...new Set([qual(source), qual(target), ...children.map(qual)])];
-    await lockWithoutQueueing(client, lockList, spec.lockTimeoutMs);
+    // As the swap takes them (src/swap/locks.ts): old before new, the order the forward sync
+    // takes them (the reverse sync never waits for the old table), the children as they need.
+    const locks = await lockForSwap(
+      client,
+      { parents: [qual(source), qual(target)], children: children.map(qual) },
+      { lockTimeoutMs: spec.lockTimeoutMs },
+    );
     const record = await renameInLockedTransaction(client, spec, oldOid, newOid);
     await client.query('COMMIT');
-    return { done: true, already: false, record };
+    return { done: true, already: false, record, lockTries: locks.tries };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     if (isLockTimeout(err))
-      return { done: false, reason: 'lock-timeout', blockers: await findBlockers(client, oids, 0) };
+      return {
+        done: false,
+        reason: 'lock-timeout',
+        blockers: await findBlockers(client, oids, 0),
+        ...(err instanceof SwapLockTimeout ? { lockTries: err.result.tries } : {}),
+      };
     throw err;
   }
 }
@@ -451,15 +429,18 @@ export async function attemptRenameBack(
 
   const view = quoteQualified(schema, record.original);
   await client.query('BEGIN');
+  let lockTries: SwapLockTry[] | undefined;
   try {
-    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${spec.lockTimeoutMs}ms`]);
     // The view first: old code writing through it holds the view's lock, and the DROP VIEW below
     // must not queue for it while holding the tables.
     const viewThere = (await relOid(client, { schema, table: record.original })) !== null;
-    const lockList = [
-      ...new Set([...(viewThere ? [view] : []), qual(newT), qual(arch), ...children]),
-    ];
-    await lockWithoutQueueing(client, lockList, spec.lockTimeoutMs);
+    lockTries = (
+      await lockForSwap(
+        client,
+        { parents: [...(viewThere ? [view] : []), qual(newT), qual(arch)], children },
+        { lockTimeoutMs: spec.lockTimeoutMs },
+      )
+    ).tries;
     // The reverse sync's debt (new → archive) is settled while the archive has its name.
     await drainSyncDebt(client, renamedChange(change, archive), { inTransaction: true });
     await client.query(`DROP VIEW IF EXISTS ${view}`);
@@ -473,11 +454,16 @@ export async function attemptRenameBack(
     await setRouteInTx(client, change.name, record.percentBefore ?? 0);
     await writeSwapRecord(client, { ...record, state: 'back' });
     await client.query('COMMIT');
-    return { done: true, already: false, swappedBack: true };
+    return { done: true, already: false, swappedBack: true, lockTries };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     if (isLockTimeout(err))
-      return { done: false, reason: 'lock-timeout', blockers: await findBlockers(client, oids, 0) };
+      return {
+        done: false,
+        reason: 'lock-timeout',
+        blockers: await findBlockers(client, oids, 0),
+        ...(err instanceof SwapLockTimeout ? { lockTries: err.result.tries } : {}),
+      };
     throw err;
   }
 }

@@ -40,6 +40,7 @@ import {
   tableFacts,
   type ViewInfo,
 } from './dependents';
+import { lockForSwap, SwapLockTimeout, type SwapLockTry } from './locks';
 import { archivedIndexName } from './names';
 
 /**
@@ -100,8 +101,14 @@ export interface Blocker {
 }
 
 export type SwapAttempt =
-  | { done: true; already: boolean; record: SwapRecord }
-  | { done: false; reason: 'blocked' | 'lock-timeout'; blockers: Blocker[] };
+  | { done: true; already: boolean; record: SwapRecord; lockTries?: SwapLockTry[] }
+  | {
+      done: false;
+      reason: 'blocked' | 'lock-timeout';
+      blockers: Blocker[];
+      /** The lock tries this attempt made (src/swap/locks.ts), when it got that far. */
+      lockTries?: SwapLockTry[];
+    };
 
 export interface IndexRename {
   side: 'old' | 'new';
@@ -440,16 +447,19 @@ export async function attemptSwap(client: ClientBase, spec: SwapSpec): Promise<S
 
   await client.query('BEGIN');
   try {
-    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${spec.lockTimeoutMs}ms`]);
-    const lockList = [
-      qual(original.schema, original.table),
-      qual(shadow.schema, shadow.table),
-      ...children.map((c) => qual(c.schema, c.table)),
-    ];
-    await client.query(`LOCK TABLE ${[...new Set(lockList)].join(', ')} IN ACCESS EXCLUSIVE MODE`);
+    // Old before new, the order the forward sync takes them (the reverse sync never waits for
+    // the old table); the children, and the modes and order of each try: src/swap/locks.ts.
+    const locks = await lockForSwap(
+      client,
+      {
+        parents: [qual(original.schema, original.table), qual(shadow.schema, shadow.table)],
+        children: children.map((c) => qual(c.schema, c.table)),
+      },
+      { lockTimeoutMs: spec.lockTimeoutMs },
+    );
     const record = await swapInLockedTransaction(client, spec, oldOid, newOid);
     await client.query('COMMIT');
-    return { done: true, already: false, record };
+    return { done: true, already: false, record, lockTries: locks.tries };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     if (isLockTimeout(err))
@@ -457,6 +467,7 @@ export async function attemptSwap(client: ClientBase, spec: SwapSpec): Promise<S
         done: false,
         reason: 'lock-timeout',
         blockers: await findBlockers(client, oids, 0),
+        ...(err instanceof SwapLockTimeout ? { lockTries: err.result.tries } : {}),
       };
     throw err;
   }
@@ -586,8 +597,13 @@ async function swapInLockedTransaction(
 
 export type SwapBackAttempt =
   /** `swappedBack`: the names are back by a swap-back (this one or an earlier attempt's). */
-  | { done: true; already: boolean; swappedBack: boolean }
-  | { done: false; reason: 'blocked' | 'lock-timeout'; blockers: Blocker[] };
+  | { done: true; already: boolean; swappedBack: boolean; lockTries?: SwapLockTry[] }
+  | {
+      done: false;
+      reason: 'blocked' | 'lock-timeout';
+      blockers: Blocker[];
+      lockTries?: SwapLockTry[];
+    };
 
 /**
  * One attempt at putting the names back: the archive becomes the original table again (with
@@ -636,21 +652,28 @@ export async function attemptSwapBack(
 
   const origName = qual(schema, record.original);
   await client.query('BEGIN');
+  let lockTries: SwapLockTry[] | undefined;
   try {
-    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${spec.lockTimeoutMs}ms`]);
     // The temporary name's view first, in the order a write through it takes its locks: the
     // DROP VIEW below then never queues for it while holding the tables (a deadlock with it).
     const { rows: view } = await client.query<{ ok: boolean }>(
       `SELECT to_regclass($1) IS NOT NULL AS ok`,
       [qual(schema, record.shadow)],
     );
-    const lockList = [
-      ...(view[0]!.ok ? [qual(schema, record.shadow)] : []),
-      origName,
-      qual(schema, record.archive),
-      ...record.foreignKeys.map((f) => f.table),
-    ];
-    await client.query(`LOCK TABLE ${[...new Set(lockList)].join(', ')} IN ACCESS EXCLUSIVE MODE`);
+    lockTries = (
+      await lockForSwap(
+        client,
+        {
+          parents: [
+            ...(view[0]!.ok ? [qual(schema, record.shadow)] : []),
+            origName,
+            qual(schema, record.archive),
+          ],
+          children: record.foreignKeys.map((f) => f.table),
+        },
+        { lockTimeoutMs: spec.lockTimeoutMs },
+      )
+    ).tries;
     // The reverse sync's debt (new → archive) is settled while the names are still swapped.
     await drainSyncDebt(client, spec.swapped, { inTransaction: true });
     await client.query(`DROP VIEW IF EXISTS ${qual(schema, record.shadow)}`);
@@ -684,11 +707,16 @@ export async function attemptSwapBack(
     await flagRoute(client, spec.migration, false);
     await writeSwapRecord(client, { ...record, state: 'back' });
     await client.query('COMMIT');
-    return { done: true, already: false, swappedBack: true };
+    return { done: true, already: false, swappedBack: true, lockTries };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     if (isLockTimeout(err))
-      return { done: false, reason: 'lock-timeout', blockers: await findBlockers(client, oids, 0) };
+      return {
+        done: false,
+        reason: 'lock-timeout',
+        blockers: await findBlockers(client, oids, 0),
+        ...(err instanceof SwapLockTimeout ? { lockTries: err.result.tries } : {}),
+      };
     throw err;
   }
 }

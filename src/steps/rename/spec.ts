@@ -14,7 +14,8 @@ export const spec: StepSpec<ResolvedStepOf<'rename'>> = {
   },
   once: true,
   after: [{ kind: 'verify', why: 'the old name points at the new table only once it is verified' }],
-  // Each attempt waits at most lockTimeoutMs.
+  // Each attempt is quick: at most 6 lock tries of min(lockTimeoutMs, deadlock_timeout / 2) each
+  // (src/swap/locks.ts).
   options: () => shortActivity,
   undoOptions: () => undoActivity,
 };

@@ -18,7 +18,8 @@ export const spec: StepSpec<ResolvedStepOf<'swap'>> & {
   },
   once: true,
   after: [{ kind: 'verify', why: 'the new table takes the name only once verified' }],
-  // Each attempt and the preparation are quick: an attempt waits at most lockTimeoutMs.
+  // Each attempt and the preparation are quick: an attempt makes at most 6 lock tries of
+  // min(lockTimeoutMs, deadlock_timeout / 2) each (src/swap/locks.ts).
   options: () => shortActivity,
   undoOptions: () => undoActivity,
   /** VALIDATE of the foreign keys added NOT VALID scans the child tables: heartbeats. */
