@@ -126,6 +126,47 @@ export async function plannedTable(
   };
 }
 
+/**
+ * Runs `work` (compiling a query, e.g. a monitoring check's) where every table the earlier steps
+ * change is seen as they leave it: a temporary view under the table's name, which unqualified
+ * names find first (pg_temp leads the search_path), inside a savepoint that is rolled back. A
+ * table the steps cannot plan (it does not exist) is left as it is: its step says why.
+ */
+export async function withPlannedTables<T>(
+  client: ClientBase,
+  earlier: ResolvedStep[],
+  work: () => Promise<T>,
+): Promise<T> {
+  const tables = new Set<string>();
+  for (const step of earlier)
+    if (
+      (step.kind === 'addColumn' || step.kind === 'backfillColumn' || step.kind === 'drop') &&
+      step.column !== undefined
+    )
+      tables.add(step.table);
+  if (tables.size === 0) return work();
+  await client.query('SAVEPOINT cutover_planned_tables');
+  try {
+    for (const table of tables) {
+      await client.query('SAVEPOINT cutover_planned_table');
+      try {
+        const t = await plannedTable(client, table, earlier);
+        await client.query(
+          `CREATE TEMPORARY VIEW ${qi(t.ref.table)} AS SELECT * FROM ${t.relation}`,
+        );
+        await client.query('RELEASE SAVEPOINT cutover_planned_table');
+      } catch (err) {
+        if (!(err instanceof UserError) && typeof (err as { code?: unknown }).code !== 'string')
+          throw err;
+        await client.query('ROLLBACK TO SAVEPOINT cutover_planned_table');
+      }
+    }
+    return await work();
+  } finally {
+    await client.query('ROLLBACK TO SAVEPOINT cutover_planned_tables');
+  }
+}
+
 /** Up to `limit` keys of the planned table's rows matching `where`, rendered for a message. */
 export async function plannedOffenders(
   client: ClientBase,
