@@ -109,7 +109,7 @@ export function register(program: Command): void {
 Examples:
   $ cutover plan check plans/widen-orders-id.yaml
   $ cutover plan check plans/split-name.yaml --json > resolved.json
-  $ cutover plan check plans/expand-users-email.yaml
+  $ cutover plan check plans/expand-contract-users.yaml
 
 What is checked: the table and key exist, the key is unique and NOT NULL, every mapping
 expression compiles and fits its column, the new table's DDL is valid, SQL checks compile. All
