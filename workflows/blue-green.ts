@@ -23,7 +23,7 @@ import {
 import type { ActivityOptions } from '@temporalio/common';
 import type * as activities from '../activities/registry';
 import type { CheckConfig } from '../src/monitor/checks';
-import type { ResolvedPlan } from '../src/plan/resolved';
+import type { ResolvedPlan, RunnablePlan } from '../src/plan/resolved';
 import { defaultRunSettings, type RunSettings } from '../src/plan/run-settings';
 import { longActivity, shortActivity } from '../src/steps/options';
 import type { ResolvedStepOf, StepKind } from '../src/steps/schemas';
@@ -59,7 +59,8 @@ export type { RunSettings };
 export { defaultRunSettings };
 
 export interface BlueGreenInput {
-  plan: ResolvedPlan;
+  /** A blue-green table change, or an expand/contract plan (`kind: 'expand'`, no new table). */
+  plan: RunnablePlan;
   settings?: Partial<RunSettings>;
 }
 
@@ -109,13 +110,28 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     ...input.plan.settings,
     ...input.settings,
   };
-  const change = plan.change;
-  const connection = change.connection;
+  // An expand/contract plan changes the tables its steps name in place: no new table, no sync,
+  // no swap. The plan check admits only the kinds that need none (spec `standalone`); `blue()`
+  // hands the blue-green plan to the kinds that need it.
+  const expand = plan.kind === 'expand' ? plan : undefined;
+  const bluePlan: ResolvedPlan | undefined = plan.kind === 'expand' ? undefined : plan;
+  const blue = (): ResolvedPlan => {
+    if (bluePlan) return bluePlan;
+    throw ApplicationFailure.nonRetryable(
+      `step ${status.step} needs a blue-green plan (source and target); this is an expand/contract plan`,
+      'BadPlan',
+    );
+  };
+  const planName = expand ? expand.name : bluePlan!.change.name;
+  const connection = expand ? expand.connection : bluePlan!.change.connection;
   const allSteps = plan.stages.flatMap((s) => s.steps);
 
   const status: RunStatus = {
-    plan: change.name,
-    table: `${change.source.schema}.${change.source.table}`,
+    plan: planName,
+    table: expand
+      ? expand.tables.join(', ')
+      : `${bluePlan!.change.source.schema}.${bluePlan!.change.source.table}`,
+    ...(expand ? { kind: 'expand' as const } : {}),
     state: 'running',
     stepsDone: [],
     stepsTotal: allSteps.length,
@@ -186,7 +202,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   const sendControl = async (settingsChange: Partial<ThrottleRequest & { paused: boolean }>) => {
     // The backfill reads its control row between batches; set it even when no backfill runs
     // yet, so a pause or throttle given early applies from the first batch.
-    await control.backfillControl({ connection, plan: change.name, ...settingsChange });
+    await control.backfillControl({ connection, plan: planName, ...settingsChange });
   };
   setHandler(pauseSignal, async () => {
     status.paused = true;
@@ -229,7 +245,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   // --- the runbook ------------------------------------------------------------------------
   const setStage = (stage: string) => {
     status.stage = stage;
-    log.info(`stage ${stage}`, { plan: change.name, stage });
+    log.info(`stage ${stage}`, { plan: planName, stage });
     cutoverMetrics.stage(stage);
     refresh();
     if (useSearchAttributes) upsertSearchAttributes([{ key: stageSearchAttribute, value: stage }]);
@@ -322,7 +338,9 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
    * interval. Verification and the final drop of the sync drain as well.
    */
   const drainSyncDebt = async () => {
-    if (patched('sync-debt-drain')) await control.syncDrain({ change });
+    // No sync without a new table (an expand/contract plan's monitoring windows).
+    if (bluePlan && patched('sync-debt-drain'))
+      await control.syncDrain({ change: bluePlan.change });
   };
 
   /**
@@ -342,6 +360,8 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
   };
 
   const backfill = async (step: ResolvedStepOf<'backfill'>) => {
+    const plan = blue();
+    const change = plan.change;
     const parts = plan.backfill.parallelRanges ?? 1;
     const a = plan.backfill.adaptive;
     const throttle = {
@@ -389,16 +409,17 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     acts(specOf(kind).undoOptions!(step, ctx));
 
   /** An expand step's activity input: the plan's connection name and the resolved step. */
-  const stepInput = <S>(step: S) => ({ connection, plan: change.name, step });
+  const stepInput = <S>(step: S) => ({ connection, plan: planName, step });
   /** One line of what a step did, for the status and the Web UI. */
   const result = (step: string, text: string) => {
     status.results = { ...status.results, [step]: text };
     refresh();
   };
 
-  const defaultArchive = () => archiveTableName(change.source.table, workflowInfo().startTime);
+  const defaultArchive = () =>
+    archiveTableName(blue().change.source.table, workflowInfo().startTime);
 
-  const routeTarget = () => ({ connection, migration: change.name, router: settings.router });
+  const routeTarget = () => ({ connection, migration: planName, router: settings.router });
   const externalRouter = () => settings.router !== undefined && settings.router.kind !== 'postgres';
   /** A route step's shape, for its activity options (they depend on the router only). */
   const routeStep = (id: string, percent: number): ResolvedStepOf<'route'> => ({
@@ -429,6 +450,8 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     step: ResolvedStepOf<'swap'> | ResolvedStepOf<'rename'>,
     mode: 'swap' | 'rename' = 'swap',
   ) => {
+    const plan = blue();
+    const change = plan.change;
     const archive = step.archive ?? defaultArchive();
     const input = {
       change,
@@ -546,11 +569,13 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
     backup: async (step) => {
       await runOf('backup', step).backupRun({
         connection,
-        tables: [status.table],
-        label: change.name,
+        // An expand/contract plan backs up every table its steps change.
+        tables: expand ? expand.tables : [status.table],
+        label: planName,
       });
     },
     shadow: async (step) => {
+      const plan = blue();
       await runOf('shadow', step).shadowRun(plan);
       undos.push({
         step: step.id,
@@ -562,21 +587,25 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       });
     },
     sync: async (step) => {
+      const { change, readsOnly } = blue();
       await runOf('sync', step).syncRun({
         change,
-        directions: plan.readsOnly ? 'forward' : 'both',
+        directions: readsOnly ? 'forward' : 'both',
       });
       undos.push({ step: step.id, run: () => undoOf('sync', step).syncUndo({ change }) });
     },
     backfill: async (step) => {
+      const { change } = blue();
       undos.push({ step: step.id, run: () => undoOf('backfill', step).backfillUndo({ change }) });
       await withLiveProgress(backfill(step));
       refresh();
     },
     index: async (step) => {
-      await runOf('index', step).shadowBuildIndexes(plan);
+      await runOf('index', step).shadowBuildIndexes(blue());
     },
     verify: async (step) => {
+      const plan = blue();
+      const change = plan.change;
       const parts = plan.backfill.parallelRanges ?? 1;
       const loadBudget = plan.backfill.loadBudget;
       const run = runOf('verify', step);
@@ -603,7 +632,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       );
     },
     sqlcheck: async (step) => {
-      await runOf('sqlcheck', step).sqlcheck({ change, checks: step.checks ?? [] });
+      await runOf('sqlcheck', step).sqlcheck({ change: blue().change, checks: step.checks ?? [] });
     },
     approval: (step) => gate(step),
     route: async (step) => {
@@ -791,6 +820,7 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
       status.pointOfNoReturn = `cleanup of step ${step.id}`;
       undos.length = 0;
       const archive = status.swap?.archive ?? defaultArchive();
+      const plan = blue();
       await CancellationScope.nonCancellable(() =>
         runOf('cleanup', step).cleanupRun.executeWithOptions(
           { summary: 'cleanup: stop reverse sync (point of no return)' },
@@ -813,10 +843,12 @@ export async function blueGreen(input: BlueGreenInput): Promise<BlueGreenResult>
 
   const runbook = async () => {
     // Runs started before the pre-flight existed go on without it (their history has no marker).
-    if (patched('preflight-before-first-write')) {
+    // An expand/contract plan has no mapping to prove: each step proves its own pre-flight on
+    // the live rows before its first statement.
+    if (bluePlan && patched('preflight-before-first-write')) {
       status.step = 'preflight';
-      setCurrentDetails(`**${change.name}**: pre-flight: checking that every row maps`);
-      await acts(longActivity).preflight(plan);
+      setCurrentDetails(`**${planName}**: pre-flight: checking that every row maps`);
+      await acts(longActivity).preflight(bluePlan);
     }
     for (const stage of plan.stages) {
       setStage(stage.name);

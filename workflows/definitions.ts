@@ -107,7 +107,10 @@ export interface CheckSummary {
 
 export interface RunStatus {
   plan: string;
+  /** The table changed (an expand/contract plan: the tables its steps change, comma-separated). */
   table: string;
+  /** `expand`: an expand/contract plan (no new table, so no route and no swap); absent: blue-green. */
+  kind?: 'expand';
   state: RunState;
   stage?: string;
   step?: string;

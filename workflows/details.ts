@@ -33,7 +33,9 @@ export function renderDetails(s: RunStatus): string {
       (s.step ? `, step \`${s.step}\`` : ''),
   );
   lines.push(
-    `steps done ${s.stepsDone.length}/${s.stepsTotal} · route ${s.routePercent}% to the new table`,
+    `steps done ${s.stepsDone.length}/${s.stepsTotal}` +
+      // An expand/contract plan has no new table to route to.
+      (s.kind === 'expand' ? '' : ` · route ${s.routePercent}% to the new table`),
   );
   for (const gate of s.waitingGates) lines.push(`⏸ ${gateInstructions(s.plan, gate)}`);
   if (s.paused) lines.push(`⏸ paused: \`cutover resume ${s.plan}\`, or signal \`resume\``);

@@ -21,7 +21,8 @@ export function renderReport(r: RunReport): string {
     lines.push(
       `  steps      ${bar(s.stepsDone.length / Math.max(1, s.stepsTotal), 20)} ${s.stepsDone.length}/${s.stepsTotal}`,
     );
-    lines.push(`  route      ${s.routePercent}% of traffic on the new table`);
+    if (s.kind !== 'expand')
+      lines.push(`  route      ${s.routePercent}% of traffic on the new table`);
     if (s.waitingGates.length)
       lines.push(
         `  waiting    gate ${s.waitingGates.join(', ')}: approve with \`cutover approve ${s.plan}\``,

@@ -21,13 +21,13 @@ import {
 } from './catalog';
 import { executeTargetDdl, TargetDdlError } from './ddl';
 import { PlanError, type PlanProblem } from './load';
-import type { PlanRunSettings, ResolvedPlan } from './resolved';
+import type { ExpandPlan, PlanRunSettings, ResolvedPlan, RunnablePlan } from './resolved';
 import { validateStep } from '../steps/io';
 import { validateCheck } from '../steps/monitor';
 import type { PlanFile } from './schema';
 import { referencedColumns, splitTargetDdl } from './sql';
 import { type PreflightSpec, preflightSpec, runPreflight } from './preflight';
-import { offlineProblems, withConnection, type ResolvedStage } from './stages';
+import { isExpandPlan, offlineProblems, withConnection, type ResolvedStage } from './stages';
 import type { ColumnMapping, ResolvedChange, TableRef } from './types';
 import { computedKeyProblems } from '../sql/key-mapping';
 import { inspectDependents } from '../swap/dependents';
@@ -50,14 +50,20 @@ export interface CheckReport {
   ok: boolean;
   fileName: string;
   problems: PlanProblem[];
-  /** Present when ok. */
+  /** Present when ok, for a blue-green plan. */
   plan?: ResolvedPlan;
+  /** Present when ok, for an expand/contract plan (no source / target). */
+  expand?: ExpandPlan;
 }
+
+/** The plan the workflow runs, whichever its kind (undefined when the check failed). */
+export const runnablePlan = (report: CheckReport): RunnablePlan | undefined =>
+  report.plan ?? report.expand;
 
 const refText = (t: TableRef) => `${t.schema}.${t.table}`;
 
-/** Resolves names and DDL text without touching the database. */
-function planTables(plan: PlanFile): {
+/** Resolves names and DDL text without touching the database (a blue-green plan's). */
+function planTables(plan: PlanFile & { source: string; target: NonNullable<PlanFile['target']> }): {
   source: TableRef;
   target: TableRef;
   ddl: Array<{ sql: string; path: string }>;
@@ -199,6 +205,7 @@ export async function checkPlan(
   client: ClientBase,
   options: CheckOptions = {},
 ): Promise<CheckReport> {
+  if (isExpandPlan(plan)) return checkExpandPlan(plan, client, options);
   const { report, spec } = await checkDefinition(plan, client, options);
   if (!report.ok || !spec || options.preflight === false) return report;
   // Outside the rolled-back transaction: a whole-table scan must not hold one snapshot throughout.
@@ -220,7 +227,18 @@ async function checkDefinition(
 ): Promise<{ report: CheckReport; spec?: PreflightSpec }> {
   const fileName = options.fileName ?? 'plan.yaml';
   const { problems, stages } = offlineProblems(plan);
-  const { source, target, ddl, problems: nameProblems } = planTables(plan);
+  if (plan.source === undefined || plan.target === undefined)
+    return { report: { ok: false, fileName, problems } };
+  const {
+    source,
+    target,
+    ddl,
+    problems: nameProblems,
+  } = planTables({
+    ...plan,
+    source: plan.source,
+    target: plan.target,
+  });
   problems.push(...nameProblems);
   const fail = () => ({ report: { ok: false, fileName, problems } });
 
@@ -275,14 +293,14 @@ async function checkDefinition(
     const targetKeyIndex = findKeyIndex(await uniqueIndexes(client, targetOid), key);
     if (!targetKeyIndex && key.every((k) => targetColumns.some((c) => c.name === k)))
       problems.push({
-        path: plan.target.like ? 'target.alter' : 'target.ddl',
+        path: plan.target?.like ? 'target.alter' : 'target.ddl',
         message: `the new table has no primary key or unique index on exactly (${key.join(', ')}): add PRIMARY KEY (${key.join(', ')}) to its DDL (the copy matches rows by key)`,
       });
     for (const k of key) {
       const c = targetColumns.find((x) => x.name === k);
       if (c && !c.notNull)
         problems.push({
-          path: plan.target.like ? 'target.alter' : 'target.ddl',
+          path: plan.target?.like ? 'target.alter' : 'target.ddl',
           message: `key column "${k}" of the new table is nullable: declare it NOT NULL`,
         });
     }
@@ -378,6 +396,59 @@ async function checkDefinition(
 }
 
 /**
+ * An expand/contract plan (no source / target): every step's own validate, in order, each
+ * judging the table as the earlier steps will leave it, in one transaction that is rolled back.
+ * The tables the steps name must exist; nothing else is created or compiled here.
+ */
+async function checkExpandPlan(
+  plan: PlanFile,
+  client: ClientBase,
+  options: CheckOptions,
+): Promise<CheckReport> {
+  const fileName = options.fileName ?? 'plan.yaml';
+  const { problems, stages } = offlineProblems(plan);
+  if (problems.length > 0) return { ok: false, fileName, problems };
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [
+      `${options.lockTimeoutMs ?? 2000}ms`,
+    ]);
+    await validateSteps(client, plan, undefined, false, stages, problems, options.env);
+  } finally {
+    await client.query('ROLLBACK');
+  }
+  if (problems.length > 0) return { ok: false, fileName, problems };
+  const expand: ExpandPlan = {
+    version: 1,
+    kind: 'expand',
+    fileName,
+    name: plan.name,
+    connection: plan.connection,
+    tables: stepTables(stages),
+    backfill: plan.backfill,
+    stages,
+    settings: runSettings(plan),
+  };
+  return { ok: true, fileName, problems: [], expand };
+}
+
+/** The tables an expand/contract plan's steps change, `schema.table`, first mention first. */
+function stepTables(stages: ResolvedStage[]): string[] {
+  const out: string[] = [];
+  const add = (name: string | undefined) => {
+    if (name === undefined) return;
+    const { schema, name: table } = parseQualifiedName(name);
+    const text = `${schema}.${table}`;
+    if (!out.includes(text)) out.push(text);
+  };
+  for (const step of stages.flatMap((st) => st.steps)) {
+    if (step.kind === 'batchMigrate') add(step.target?.table ?? step.source.table);
+    else if ('table' in step && typeof step.table === 'string') add(step.table);
+  }
+  return out;
+}
+
+/**
  * Every step's own validate (src/steps/<kind>/index.ts), in stage order, then the plan-wide
  * monitoring checks. One source of truth: `plan check`, `cutover start` and the tests all come
  * through here. Problems are deduplicated (the default stages repeat shift.checks per window).
@@ -385,7 +456,7 @@ async function checkDefinition(
 async function validateSteps(
   client: ClientBase,
   plan: PlanFile,
-  change: ResolvedChange,
+  change: ResolvedChange | undefined,
   readsOnly: boolean,
   stages: ResolvedStage[],
   problems: PlanProblem[],
@@ -497,7 +568,22 @@ export async function resolvePlan(
   client: ClientBase,
   options: CheckOptions = {},
 ): Promise<ResolvedPlan> {
+  const resolved = await resolveRunnablePlan(plan, client, options);
+  if (resolved.kind === 'expand')
+    throw new PlanError(resolved.fileName, [
+      { path: 'source', message: 'a blue-green plan is expected here: add source and target' },
+    ]);
+  return resolved;
+}
+
+/** checkPlan, throwing PlanError with every problem; a blue-green or expand/contract plan. */
+export async function resolveRunnablePlan(
+  plan: PlanFile,
+  client: ClientBase,
+  options: CheckOptions = {},
+): Promise<RunnablePlan> {
   const report = await checkPlan(plan, client, options);
-  if (!report.ok) throw new PlanError(report.fileName, report.problems);
-  return report.plan!;
+  const resolved = runnablePlan(report);
+  if (!report.ok || !resolved) throw new PlanError(report.fileName, report.problems);
+  return resolved;
 }

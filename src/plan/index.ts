@@ -1,6 +1,14 @@
 /** Plan files: load, validate, check against the database, resolve for the workflow. */
 export { loadPlanFile, parsePlan, PlanError, formatProblem, type PlanProblem } from './load';
-export { checkPlan, resolvePlan, runSettings, type CheckReport, type CheckOptions } from './check';
+export {
+  checkPlan,
+  resolvePlan,
+  resolveRunnablePlan,
+  runnablePlan,
+  runSettings,
+  type CheckReport,
+  type CheckOptions,
+} from './check';
 export {
   defaultStages,
   resolveStages,
@@ -18,6 +26,7 @@ export type {
   SqlCheck,
   StepKind,
 } from './schema';
-export type { PlanRunSettings, ResolvedPlan } from './resolved';
+export { planIdentity } from './resolved';
+export type { ExpandPlan, PlanRunSettings, ResolvedPlan, RunnablePlan } from './resolved';
 export type { DeferredObject } from './catalog';
 export type { ResolvedChange, ColumnMapping, TableRef } from './types';

@@ -10,7 +10,7 @@ import { planFileKind, readInputFile } from '../input/files';
 import { yamlErrorMessage, yamlToData } from '../input/yaml';
 import { quoteInput } from '../safe-text';
 import { planSchema, type PlanFile } from './schema';
-import { offlineProblems } from './stages';
+import { offlineProblems, planKindProblems } from './stages';
 
 export interface PlanProblem {
   /** Field path, e.g. `mapping.up.total` or `stages[2].steps[0].kind`; empty for the whole file. */
@@ -173,6 +173,9 @@ export function parsePlan(text: string, fileName = 'plan.yaml'): PlanFile {
   const parsed = planSchema.safeParse(data, { error: planErrorMap });
   if (!parsed.success) throw new PlanError(fileName, zodProblems(parsed.error, data));
   const { problems } = offlineProblems(parsed.data);
+  // Fields an expand/contract plan must not have: only the file says whether they were given.
+  const given = planKindProblems(parsed.data, new Set(Object.keys(data)));
+  problems.unshift(...given.filter((g) => !problems.some((p) => p.path === g.path)));
   if (problems.length > 0) throw new PlanError(fileName, problems);
   return parsed.data;
 }

@@ -28,6 +28,8 @@ export type PlanRunSettings = Pick<
 
 export interface ResolvedPlan {
   version: 1;
+  /** Absent: a blue-green change (recorded runs never had the field). */
+  kind?: undefined;
   /** Base name of the plan file it came from, for messages. */
   fileName: string;
   change: ResolvedChange;
@@ -59,4 +61,36 @@ export interface ResolvedPlan {
   dependents?: Dependent[];
   /** Run settings from the plan's `run:` section. Optional: runs recorded before it existed. */
   settings?: PlanRunSettings;
+}
+
+/**
+ * An expand/contract plan (no `source` / `target`): its steps change the tables they name in
+ * place (add a column, fill it, NOT NULL, index, constrain, batch-migrate, deprecate, drop),
+ * with approvals, hooks, monitoring windows and a backup around them. No shadow table, no sync,
+ * no swap: the workflow runs the same stages, gates, signals and undo-in-reverse without them.
+ */
+export interface ExpandPlan {
+  version: 1;
+  kind: 'expand';
+  fileName: string;
+  /** Plan name: names the workflow (`cutover-<name>`) and the steps' ledger rows. */
+  name: string;
+  /** Named connection (see src/db/connect.ts). */
+  connection: string;
+  /** Every table the steps change, `schema.table`, in the order the plan first names them. */
+  tables: string[];
+  /** `backfill.loadBudget` governs the backfillColumn steps, as it does the table backfill. */
+  backfill: PlanFile['backfill'];
+  stages: ResolvedStage[];
+  settings?: PlanRunSettings;
+}
+
+/** What the blueGreen workflow runs: a blue-green table change or an expand/contract plan. */
+export type RunnablePlan = ResolvedPlan | ExpandPlan;
+
+/** The plan's name and connection, whichever its kind. */
+export function planIdentity(plan: RunnablePlan): { name: string; connection: string } {
+  return 'kind' in plan && plan.kind === 'expand'
+    ? { name: plan.name, connection: plan.connection }
+    : { name: plan.change.name, connection: plan.change.connection };
 }

@@ -1,6 +1,7 @@
 /**
- * The plan file schema (YAML → zod). A plan describes ONE blue-green table change. Field by field,
- * with defaults (plans/*.yaml are complete, tested examples):
+ * The plan file schema (YAML → zod). A plan describes ONE blue-green table change, or (without
+ * `source` and `target`) an expand/contract change: only `stages` of steps that change the tables
+ * they name in place. Field by field, with defaults (plans/*.yaml are complete, tested examples):
  *
  *   name: widen_orders_id            # safe identifier; names triggers, functions, routes, workflows
  *   connection: default              # named connection (env), never a URL
@@ -102,7 +103,8 @@ const shiftStep = z.union(
 export const planSchema = z.strictObject({
   name: identifier('the plan name, e.g. widen_orders_id'),
   connection: identifier('a named connection').default('default'),
-  source: tableName('the table to change, e.g. public.orders'),
+  // Both absent: an expand/contract plan, whose steps name their own tables (load.ts, stages.ts).
+  source: tableName('the table to change, e.g. public.orders').optional(),
   key: z
     .union([identifier('a key column'), z.array(identifier('a key column')).min(1)], {
       error: 'must be a column name or a list of column names',
@@ -117,7 +119,8 @@ export const planSchema = z.strictObject({
     })
     .refine((t) => (t.ddl === undefined) !== (t.like === undefined), {
       error: 'give either ddl (a CREATE TABLE statement) or like: source (plus alter statements)',
-    }),
+    })
+    .optional(),
   mapping: z
     .strictObject({
       up: columnMap.default({}),

@@ -73,7 +73,10 @@ export function resolveStages(
   const autoGate = (gate: string) =>
     autoApprove === 'all' || (autoApprove !== undefined && autoApprove.includes(gate));
   const gates = new Set<string>();
-  const given = plan.stages ?? defaultStages(plan);
+  // No source / target: an expand/contract plan. It has no default stages (they build a new
+  // table) and runs only the kinds that change a table in place (spec `standalone`).
+  const expand = isExpandPlan(plan);
+  const given = plan.stages ?? (expand ? [] : defaultStages(plan));
   const problems: StageProblem[] = [];
   const seenStage = new Set<string>();
   const ids = new Set<string>();
@@ -91,6 +94,11 @@ export function resolveStages(
       let id = `${stage.name}.${step.name ?? step.kind}`;
       for (let n = 2; ids.has(id); n++) id = `${stage.name}.${step.name ?? step.kind}-${n}`;
       ids.add(id);
+      if (expand && !specOf(step.kind).standalone)
+        problems.push({
+          path: `stages[${si}].steps[${i}].kind`,
+          message: `step kind "${step.kind}" needs a blue-green plan (source and target: the new table it works on); this plan has neither, so it is an expand/contract plan, which runs ${stepKinds.filter((k) => specOf(k).standalone).join(', ')}: add source and target, or remove the step`,
+        });
       if (!firstAt.has(step.kind)) firstAt.set(step.kind, position);
       else if (specOf(step.kind).once)
         problems.push({
@@ -120,6 +128,16 @@ export function resolveStages(
 
   const at = (k: string) => firstAt.get(k);
   // Stage rules from the registry: required kinds first, then the order rules, in kind order.
+  if (expand) {
+    if (plan.stages === undefined)
+      problems.push({
+        path: 'stages',
+        message:
+          'a plan without source and target is an expand/contract plan: list its steps under stages (e.g. addColumn, backfillColumn, setNotNull, createIndex), or add source and target for a blue-green change',
+      });
+    // The order rules below are about the new table's steps, which an expand plan cannot have.
+    return { stages, problems };
+  }
   for (const k of stepKinds) {
     const why = specOf(k).required;
     if (why !== undefined && at(k) === undefined)
@@ -176,12 +194,54 @@ export function resolveStages(
   return { stages, problems };
 }
 
+/** True for a plan without source and target: an expand/contract plan. */
+export function isExpandPlan(plan: Pick<PlanFile, 'source' | 'target'>): boolean {
+  return plan.source === undefined && plan.target === undefined;
+}
+
+/**
+ * Fields only a blue-green plan has (they describe the new table, the copy, the verification and
+ * the traffic shift); an expand/contract plan that gives one of them is refused, so a plan that
+ * forgot its source is not taken for an expand/contract plan in silence. `given` is the field
+ * names of the file (the parsed plan has defaults filled in).
+ */
+export const blueGreenOnlyFields = ['key', 'mapping', 'verify', 'shift', 'finish'] as const;
+
+export function planKindProblems(
+  plan: Pick<PlanFile, 'source' | 'target'>,
+  given: ReadonlySet<string> = new Set(),
+): StageProblem[] {
+  if (plan.source !== undefined && plan.target === undefined)
+    return [
+      {
+        path: 'target',
+        message:
+          'is required with source (the new table, e.g. { table: orders_v2, like: source }); or remove source for an expand/contract plan, whose steps name their own tables',
+      },
+    ];
+  if (plan.source === undefined && plan.target !== undefined)
+    return [
+      {
+        path: 'source',
+        message:
+          'is required with target (the table to change, e.g. public.orders); or remove target for an expand/contract plan, whose steps name their own tables',
+      },
+    ];
+  if (!isExpandPlan(plan)) return [];
+  return blueGreenOnlyFields
+    .filter((f) => given.has(f))
+    .map((f) => ({
+      path: f,
+      message: `only a blue-green plan (with source and target) has ${f}: this plan has neither, so it is an expand/contract plan; remove ${f}, or add source and target`,
+    }));
+}
+
 /** Problems that need no database: stage order, reads-only consistency. */
 export function offlineProblems(plan: PlanFile): {
   problems: StageProblem[];
   stages: ResolvedStage[];
 } {
-  const problems: StageProblem[] = [];
+  const problems: StageProblem[] = planKindProblems(plan);
   if (plan.mapping.down === undefined && plan.shift.readsOnly === false)
     problems.push({
       path: 'shift.readsOnly',

@@ -57,6 +57,8 @@ export interface PlannedTable {
   ref: TableRef;
   /** Column names (existing and added by earlier steps). */
   columns: Set<string>;
+  /** Each column's type (format_type; an added column's as its step gives it). */
+  types: Map<string, string>;
   /** Columns added by earlier steps of the plan (not there yet). */
   added: Set<string>;
   /** Columns an earlier backfillColumn step fills. */
@@ -68,7 +70,9 @@ export interface PlannedTable {
 
 /**
  * The table after the earlier expand steps of the plan: an added column holds its default (or
- * NULL) and a backfilled one its expression, evaluated over the row as it is now.
+ * NULL) and a backfilled one its expression, evaluated over the row as the steps before that
+ * backfill leave it (so an expression may read a column an earlier step adds or fills). Each
+ * backfill is one more SELECT layer over the layers before it, all under the table's own name.
  */
 export async function plannedTable(
   client: ClientBase,
@@ -84,9 +88,12 @@ export async function plannedTable(
     [qt(ref)],
   );
   if (!r.rows.length) throw new UserError(`table ${label(ref)} does not exist`);
-  const values = new Map(r.rows.map((c) => [c.name, { sql: qi(c.name), type: c.type }]));
+  let values = new Map(r.rows.map((c) => [c.name, { sql: qi(c.name), type: c.type }]));
   const added = new Set<string>();
   const filled = new Set<string>();
+  const layer = (from: string) =>
+    `(SELECT ${[...values.entries()].map(([name, v]) => `${v.sql} AS ${qi(name)}`).join(', ')} FROM ${from}) AS ${qi(ref.table)}`;
+  let from = qt(ref);
   for (const step of earlier) {
     if (!('table' in step) || typeof step.table !== 'string' || !sameTable(ref, step.table))
       continue;
@@ -96,26 +103,68 @@ export async function plannedTable(
         type: step.type,
       });
       added.add(step.column);
-    } else if (step.kind === 'backfillColumn') {
-      const col = values.get(step.column);
-      if (col) {
-        col.sql = `(${step.expression})::${col.type}`;
-        filled.add(step.column);
-      }
+    } else if (step.kind === 'backfillColumn' && values.has(step.column)) {
+      // The expression reads the row as the steps so far leave it: the layer below.
+      from = layer(from);
+      values = new Map([...values].map(([name, v]) => [name, { sql: qi(name), type: v.type }]));
+      const col = values.get(step.column)!;
+      col.sql = `(${step.expression})::${col.type}`;
+      filled.add(step.column);
     } else if (step.kind === 'drop' && step.column !== undefined) {
       values.delete(step.column);
     }
   }
   const key = await keyColumns(client, ref);
-  const select = [...values.entries()].map(([name, v]) => `${v.sql} AS ${qi(name)}`).join(', ');
   return {
     ref,
     columns: new Set(values.keys()),
+    types: new Map([...values].map(([name, v]) => [name, v.type])),
     added,
     filled,
     key,
-    relation: `(SELECT ${select} FROM ${qt(ref)}) AS ${qi(ref.table)}`,
+    relation: layer(from),
   };
+}
+
+/**
+ * Runs `work` (compiling a query, e.g. a monitoring check's) where every table the earlier steps
+ * change is seen as they leave it: a temporary view under the table's name, which unqualified
+ * names find first (pg_temp leads the search_path), inside a savepoint that is rolled back. A
+ * table the steps cannot plan (it does not exist) is left as it is: its step says why.
+ */
+export async function withPlannedTables<T>(
+  client: ClientBase,
+  earlier: ResolvedStep[],
+  work: () => Promise<T>,
+): Promise<T> {
+  const tables = new Set<string>();
+  for (const step of earlier)
+    if (
+      (step.kind === 'addColumn' || step.kind === 'backfillColumn' || step.kind === 'drop') &&
+      step.column !== undefined
+    )
+      tables.add(step.table);
+  if (tables.size === 0) return work();
+  await client.query('SAVEPOINT cutover_planned_tables');
+  try {
+    for (const table of tables) {
+      await client.query('SAVEPOINT cutover_planned_table');
+      try {
+        const t = await plannedTable(client, table, earlier);
+        await client.query(
+          `CREATE TEMPORARY VIEW ${qi(t.ref.table)} AS SELECT * FROM ${t.relation}`,
+        );
+        await client.query('RELEASE SAVEPOINT cutover_planned_table');
+      } catch (err) {
+        if (!(err instanceof UserError) && typeof (err as { code?: unknown }).code !== 'string')
+          throw err;
+        await client.query('ROLLBACK TO SAVEPOINT cutover_planned_table');
+      }
+    }
+    return await work();
+  } finally {
+    await client.query('ROLLBACK TO SAVEPOINT cutover_planned_tables');
+  }
 }
 
 /** Up to `limit` keys of the planned table's rows matching `where`, rendered for a message. */

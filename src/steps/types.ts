@@ -35,8 +35,16 @@ export interface StepSpec<Step> {
   undo: UndoPolicy;
   /** Stage rules: a plan runs this kind at most once. */
   once?: boolean;
-  /** Stage rules: a plan must have this kind; the text says why. */
+  /**
+   * Stage rules: a plan must have this kind; the text says why. Only blue-green plans: an
+   * expand/contract plan (no source / target) requires nothing.
+   */
   required?: string;
+  /**
+   * Stage rules: the kind may run in an expand/contract plan (no source / target, so no new
+   * table, no sync, no swap). Absent: it needs a blue-green plan, and says so when put in one.
+   */
+  standalone?: true;
   /** Stage rules: kinds that must come earlier in the stage list, and why. */
   after?: ReadonlyArray<{ kind: string; why: string }>;
   /** Activity options of the step's run activities (undefined: the step runs no activity). */

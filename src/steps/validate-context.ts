@@ -12,7 +12,8 @@ import type { ResolvedStep } from './schemas';
 export interface ValidateContext {
   client: ClientBase;
   plan: PlanFile;
-  change: ResolvedChange;
+  /** The blue-green change; absent in an expand/contract plan (no source / target). */
+  change?: ResolvedChange;
   readsOnly: boolean;
   /** Where the step sits in the plan file, e.g. `stages[1].steps[0]`, or its default's origin. */
   path: string;
@@ -24,4 +25,13 @@ export interface ValidateContext {
    * as they will have left it (a column added, then filled, then set NOT NULL).
    */
   earlier?: ResolvedStep[];
+}
+
+/**
+ * The blue-green change a step needs; stage rules keep such kinds out of expand/contract plans
+ * (spec `standalone`), so its absence here is a bug, not bad input.
+ */
+export function changeOf(ctx: ValidateContext): ResolvedChange {
+  if (!ctx.change) throw new Error(`${ctx.path}: this step kind needs a blue-green plan`);
+  return ctx.change;
 }

@@ -14,7 +14,14 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { connectionUrl, openClient } from '../db/connect';
 import { UserError } from '../errors';
 import { maskSecrets } from '../safe-text';
-import { checkPlan, formatProblem, loadPlanFile, type ResolvedPlan } from '../plan';
+import {
+  checkPlan,
+  formatProblem,
+  loadPlanFile,
+  planIdentity,
+  runnablePlan,
+  type RunnablePlan,
+} from '../plan';
 import {
   abortSignal,
   approveUpdate,
@@ -58,7 +65,7 @@ export async function assertNoOpenRun(client: Client, planName: string): Promise
 }
 
 /** Loads and checks a plan against its database; refuses it with every problem listed. */
-export async function preparePlan(file: string): Promise<ResolvedPlan> {
+export async function preparePlan(file: string): Promise<RunnablePlan> {
   const plan = await loadPlanFile(file);
   const client = await openClient(connectionUrl(plan.connection), 'cutover plan check');
   try {
@@ -66,12 +73,13 @@ export async function preparePlan(file: string): Promise<ResolvedPlan> {
     // double the cost for big tables. The file's name only: the resolved plan is the workflow
     // input, and a path on the operator's machine means nothing to workers.
     const report = await checkPlan(plan, client, { fileName: basename(file), preflight: false });
-    if (!report.ok || !report.plan) {
+    const resolved = runnablePlan(report);
+    if (!report.ok || !resolved) {
       throw new UserError(
         `plan ${file} cannot start:\n  ${report.problems.map((p) => formatProblem(report.fileName, p)).join('\n  ')}`,
       );
     }
-    return report.plan;
+    return resolved;
   } finally {
     await client.end();
   }
@@ -84,32 +92,43 @@ export interface StartOptions {
 
 export async function startRun(
   client: Client,
-  plan: ResolvedPlan,
+  plan: RunnablePlan,
   opts: StartOptions,
 ): Promise<WorkflowHandle<typeof blueGreen>> {
-  const workflowId = workflowIdFor(plan.change.name);
-  const c = plan.change;
+  const { name } = planIdentity(plan);
+  const workflowId = workflowIdFor(name);
   const input: BlueGreenInput = { plan, settings: opts.settings };
+  // What the Web UI shows about the run before it has a status: the table(s) it changes.
+  const shown =
+    plan.kind === 'expand'
+      ? {
+          table: plan.tables.join(', '),
+          memo: { kind: 'expand/contract', tables: plan.tables.join(', ') },
+          summary: `Expand/contract change ${name}: ${plan.tables.join(', ') || 'no table'}`,
+        }
+      : {
+          table: `${plan.change.source.schema}.${plan.change.source.table}`,
+          memo: {
+            source: `${plan.change.source.schema}.${plan.change.source.table}`,
+            target: `${plan.change.target.schema}.${plan.change.target.table}`,
+            direction: plan.readsOnly ? 'reads-only' : 'two-way',
+          },
+          summary: `Blue-green change ${name}: ${plan.change.source.schema}.${plan.change.source.table} → ${plan.change.target.schema}.${plan.change.target.table}`,
+        };
   const base = {
     taskQueue: TASK_QUEUE,
     workflowId,
     args: [input] as [BlueGreenInput],
-    memo: {
-      plan: c.name,
-      file: basename(plan.fileName),
-      source: `${c.source.schema}.${c.source.table}`,
-      target: `${c.target.schema}.${c.target.table}`,
-      direction: plan.readsOnly ? 'reads-only' : 'two-way',
-    },
-    staticSummary: `Blue-green change ${c.name}: ${c.source.schema}.${c.source.table} → ${c.target.schema}.${c.target.table}`,
+    memo: { plan: name, file: basename(plan.fileName), ...shown.memo },
+    staticSummary: shown.summary,
   };
   try {
     try {
       return await client.workflow.start(blueGreen, {
         ...base,
         typedSearchAttributes: [
-          { key: planSearchAttribute, value: c.name },
-          { key: tableSearchAttribute, value: `${c.source.schema}.${c.source.table}` },
+          { key: planSearchAttribute, value: name },
+          { key: tableSearchAttribute, value: shown.table },
           { key: stageSearchAttribute, value: 'starting' },
         ],
       });
@@ -125,7 +144,7 @@ export async function startRun(
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       throw new UserError(
-        `plan ${c.name} already has an open run (workflow id ${workflowId}); see \`cutover status ${c.name}\`, or abort it first`,
+        `plan ${name} already has an open run (workflow id ${workflowId}); see \`cutover status ${name}\`, or abort it first`,
       );
     }
     throw err;

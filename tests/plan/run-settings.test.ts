@@ -14,8 +14,9 @@ import {
   parsePlan,
   PlanError,
   resolvePlan,
-  type ResolvedPlan,
+  resolveRunnablePlan,
   type ResolvedStep,
+  type RunnablePlan,
 } from '../../src/plan/index';
 import { planSchema, runSchema, stepSchema } from '../../src/plan/schema';
 import { offlineProblems } from '../../src/plan/stages';
@@ -81,7 +82,7 @@ async function problemsOf(yaml: string): Promise<string> {
   return text;
 }
 
-const stepsOf = (p: ResolvedPlan): ResolvedStep[] => p.stages.flatMap((s) => s.steps);
+const stepsOf = (p: RunnablePlan): ResolvedStep[] => p.stages.flatMap((s) => s.steps);
 
 describe('bad run settings, checks and hooks name the field', () => {
   const cases: Array<[string, string, RegExp]> = [
@@ -407,7 +408,8 @@ describe('example plans', () => {
   const files = readdirSync('plans').filter((f) => f.endsWith('.yaml'));
 
   it.each(files)('%s passes check and its settings are valid workflow input', async (file) => {
-    const resolved = await resolvePlan(await loadPlanFile(`plans/${file}`), client, {
+    // An expand/contract plan (no source / target) among them, too.
+    const resolved = await resolveRunnablePlan(await loadPlanFile(`plans/${file}`), client, {
       fileName: file,
     });
     for (const c of resolved.settings!.monitorChecks)

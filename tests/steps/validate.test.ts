@@ -92,14 +92,14 @@ const cases: Partial<Record<StepKind, Case>> = {
   shadow: {
     step: { kind: 'shadow', id: 'p.shadow' },
     bad: (ctx) => {
-      ctx.change.target = { schema: 'public', table: 'not_created_by_the_ddl' };
+      ctx.change!.target = { schema: 'public', table: 'not_created_by_the_ddl' };
     },
     expect: /the DDL did not create the new table/,
   },
   sync: {
     step: { kind: 'sync', id: 'p.sync' },
     bad: (ctx) => {
-      ctx.change.down = ctx.change.down!.map((m) =>
+      ctx.change!.down = ctx.change!.down!.map((m) =>
         m.column === 'customer' ? { ...m, expression: 'no_such_column' } : m,
       );
     },
@@ -108,14 +108,14 @@ const cases: Partial<Record<StepKind, Case>> = {
   backfill: {
     step: { kind: 'backfill', id: 'p.backfill' },
     bad: (ctx) => {
-      ctx.change.targetKey = ['order_no'];
+      ctx.change!.targetKey = ['order_no'];
     },
     expect: /key column "order_no" is missing from public.orders_v2/,
   },
   verify: {
     step: { kind: 'verify', id: 'p.verify' },
     bad: (ctx) => {
-      ctx.change.up.push({ column: 'ghost', expression: '1' });
+      ctx.change!.up.push({ column: 'ghost', expression: '1' });
     },
     expect: /no column "ghost" to verify/,
   },

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { UserError } from '../../errors';
-import type { ResolvedPlan } from '../../plan/resolved';
+import type { ExpandPlan, ResolvedPlan } from '../../plan/resolved';
 import type { PlanFile } from '../../plan/schema';
 import type { ResolvedStage } from '../../plan/stages';
 import { action } from '../run';
@@ -68,6 +68,19 @@ function renderSummary(plan: ResolvedPlan): string {
   return lines.join('\n') + '\n';
 }
 
+/** An expand/contract plan: the tables its steps change, and its stages. */
+function renderExpandSummary(plan: ExpandPlan): string {
+  return (
+    [
+      `plan ${plan.name} (${plan.fileName}): OK`,
+      `  kind       expand/contract: the steps change the tables in place (no new table, no swap)`,
+      `  tables     ${plan.tables.join(', ') || 'none'}  (connection "${plan.connection}")`,
+      `  stages:`,
+      renderStages(plan.stages),
+    ].join('\n') + '\n'
+  );
+}
+
 // The plan loader (zod, yaml) and pg load only when a plan command runs, not at every CLI start.
 async function load(file: string): Promise<PlanFile> {
   const { loadPlanFile } = await import('../../plan/load');
@@ -96,6 +109,7 @@ export function register(program: Command): void {
 Examples:
   $ cutover plan check plans/widen-orders-id.yaml
   $ cutover plan check plans/split-name.yaml --json > resolved.json
+  $ cutover plan check plans/expand-contract-users.yaml
 
 What is checked: the table and key exist, the key is unique and NOT NULL, every mapping
 expression compiles and fits its column, the new table's DDL is valid, SQL checks compile. All
@@ -103,6 +117,9 @@ of it runs in one transaction that is rolled back, under a short lock_timeout. T
 is read in keyset batches (the backfill's batchSize and pauseMs) to prove it maps: no overflow,
 truncation, NULL into NOT NULL, duplicate under a new unique index, or failed round trip through
 mapping.down; the first offending keys are named (mapping.lossy: <reason> accepts a declared loss).
+An expand/contract plan (no source / target) has each step checked against its table as the
+earlier steps will leave it: a NULL a setNotNull would meet, a duplicate a unique index would
+meet, a row a constraint would reject, each with the first offending keys.
 
 The database comes from the plan's connection (default: DATABASE_URL; a connection named
 "reporting" reads CUTOVER_DB_REPORTING_URL). Every problem is printed as
@@ -136,6 +153,14 @@ The database comes from the plan's connection (default: DATABASE_URL; a connecti
                 : `${report.fileName}: plan has ${lines.length} problems:\n  ${lines.join('\n  ')}`,
             );
           }
+          if (report.expand) {
+            process.stdout.write(
+              opts.json
+                ? `${JSON.stringify(report.expand, null, 2)}\n`
+                : renderExpandSummary(report.expand),
+            );
+            return;
+          }
           const source = report.plan!.change.source;
           const triggers = describeTriggers(source, await tableTriggers(client, source));
           process.stdout.write(
@@ -162,6 +187,17 @@ The database comes from the plan's connection (default: DATABASE_URL; a connecti
         const { stages } = offlineProblems(parsed);
         if (opts.json) {
           process.stdout.write(`${JSON.stringify({ ...parsed, stages }, null, 2)}\n`);
+          return;
+        }
+        if (parsed.source === undefined || parsed.target === undefined) {
+          process.stdout.write(
+            [
+              `plan ${parsed.name}: expand/contract (the steps change the tables they name)`,
+              `  stages:`,
+              renderStages(stages),
+              `(run "cutover plan check ${file}" to check it against the database)`,
+            ].join('\n') + '\n',
+          );
           return;
         }
         const lines = [

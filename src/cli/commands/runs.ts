@@ -153,10 +153,10 @@ export function register(program: Command): void {
           await withClient(async (client, namespace) => {
             const handle = await startRun(client, plan, { settings, namespace });
             console.log(
-              `started ${handle.workflowId}\n  Web UI: ${uiUrl(namespace, handle.workflowId)}\n  follow: cutover status ${plan.change.name} --watch`,
+              `started ${handle.workflowId}\n  Web UI: ${uiUrl(namespace, handle.workflowId)}\n  follow: cutover status ${planFile.name} --watch`,
             );
           });
-          if (o.watch) await watch(plan.change.name, 1000, false);
+          if (o.watch) await watch(planFile.name, 1000, false);
         },
       ),
     );

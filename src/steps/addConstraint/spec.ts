@@ -8,6 +8,7 @@ export const spec: StepSpec<ResolvedStepOf<'addConstraint'>> = {
     '`table`, `constraint` (required); `check` (an SQL condition) or `foreignKey` (`columns`, `references`, `referencedColumns`, `onDelete`)',
   summary:
     'adds a CHECK or FOREIGN KEY `NOT VALID`, then `VALIDATE` (writes go on); rows it would reject are named up front',
+  standalone: true,
   undo: { kind: 'undo', text: 'drops the constraint, if this run added it' },
   options: () => longActivity,
   undoOptions: () => undoActivity,

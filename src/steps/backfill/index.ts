@@ -10,7 +10,7 @@ import { tableColumns, tableOid } from '../../plan/catalog';
 import type { ResolvedChange } from '../../plan/types';
 import { withConnection } from '../../temporal/activity';
 import type { ResolvedStepOf } from '../schemas';
-import type { ValidateContext } from '../validate-context';
+import { changeOf, type ValidateContext } from '../validate-context';
 
 /** Key columns the keyset batches order by, missing from either table. */
 async function keyProblems(client: ClientBase, change: ResolvedChange): Promise<string[]> {
@@ -33,7 +33,7 @@ async function keyProblems(client: ClientBase, change: ResolvedChange): Promise<
 }
 
 export async function validate(_step: ResolvedStepOf<'backfill'>, ctx: ValidateContext) {
-  for (const p of await keyProblems(ctx.client, ctx.change)) ctx.problem('key', p);
+  for (const p of await keyProblems(ctx.client, changeOf(ctx))) ctx.problem('key', p);
 }
 
 /** The activity form (tests, tools): throws one UserError naming every problem. */

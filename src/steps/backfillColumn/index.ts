@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { resolveLoadBudget, type PlanLoadBudget } from '../../backfill/load-budget';
-import { label, qi, qt } from '../../expand/common';
+import { assertTable, checkIdent, label, qi, qt, tableRef } from '../../expand/common';
 import { validateBackfillColumn } from '../../expand/backfill-column';
 import { UserError } from '../../errors';
 import { withConnection } from '../../temporal/activity';
@@ -26,38 +26,44 @@ export interface BackfillColumnInput extends StepInput<Step> {
 const specOf = (s: Step) => ({ table: s.table, column: s.column, expression: s.expression });
 
 /**
- * The column exists (or an earlier addColumn step adds it), the expression compiles into it,
- * and the step would overwrite no value that is there already: it fills NULLs or a new column,
- * so rolling back needs no copy of old values (the addColumn undo drops the column).
+ * The column exists (or an earlier addColumn step adds it), the expression compiles into it over
+ * the row as the earlier steps of the plan leave it (it may read a column an earlier step adds or
+ * fills), and the step would overwrite no value that is there already: it fills NULLs or a new
+ * column, so rolling back needs no copy of old values (the addColumn undo drops the column).
  */
 export async function validate(step: Step, ctx: ValidateContext) {
   await validating(ctx, async () => {
+    checkIdent('column', step.column);
+    await assertTable(ctx.client, tableRef(step.table));
     const t = await plannedTable(ctx.client, step.table, ctx.earlier);
     if (!t.columns.has(step.column))
       throw new UserError(
         `${label(t.ref)} has no column ${step.column}: add it first (an addColumn step before this one)`,
       );
-    if (t.added.has(step.column)) {
-      const add = (ctx.earlier ?? []).find(
-        (s) => s.kind === 'addColumn' && s.column === step.column,
-      ) as ResolvedStepOf<'addColumn'>;
-      try {
-        await ctx.client.query(
-          `EXPLAIN SELECT CAST((${step.expression}) AS ${add.type}) FROM ${qt(t.ref)}`,
-        );
-      } catch (err) {
-        throw new UserError(
-          `expression for ${label(t.ref)}.${step.column}: ${(err as Error).message}`,
-        );
-      }
-      return;
+    const expr = `(${step.expression}\n)`;
+    try {
+      // Compiled where it will run, against the planned row. A column the table has takes the
+      // value as UPDATE will (assignment cast); one an earlier step adds is not there to
+      // assign to, so an explicit cast to its declared type stands in.
+      await ctx.client.query(
+        t.added.has(step.column)
+          ? `EXPLAIN SELECT CAST(${expr} AS ${t.types.get(step.column)!}) FROM ${t.relation}`
+          : `EXPLAIN UPDATE ${qt(t.ref)} SET ${qi(step.column)} = (SELECT ${expr} FROM ${t.relation} LIMIT 1) WHERE false`,
+      );
+      // One value per row: WHERE refuses aggregates, window and set-returning functions, as
+      // the UPDATE's SET would (the subquery above does not).
+      await ctx.client.query(`EXPLAIN SELECT 1 FROM ${t.relation} WHERE ${expr} IS NULL`);
+    } catch (err) {
+      throw new UserError(
+        `expression for ${label(t.ref)}.${step.column}: ${(err as Error).message}`,
+      );
     }
-    await validateBackfillColumn(ctx.client, specOf(step));
+    if (t.added.has(step.column)) return;
     const c = qi(step.column);
     const keys = await plannedOffenders(
       ctx.client,
       t,
-      `${c} IS NOT NULL AND ${c} IS DISTINCT FROM (${step.expression})`,
+      `${c} IS NOT NULL AND ${c} IS DISTINCT FROM ${expr}`,
     );
     if (keys.length)
       throw new UserError(

@@ -6,6 +6,7 @@ import type { StepSpec } from '../types';
 export const spec: StepSpec<ResolvedStepOf<'backup'>> = {
   fields: '—',
   summary: 'dumps the source table (local directory or S3)',
+  standalone: true,
   undo: { kind: 'nothing', text: 'backups are kept: they are the way back after a mistake' },
   once: true,
   options: () => longActivity,

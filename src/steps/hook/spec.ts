@@ -12,6 +12,7 @@ const timeoutOf = (a: { kind: 'command' | 'http'; timeoutMs?: number }) =>
 export const spec: StepSpec<ResolvedStepOf<'hook'>> = {
   fields: '`run` (required), `undo` (none)',
   summary: 'runs a command or calls a URL',
+  standalone: true,
   undo: { kind: 'undo', text: 'runs the `undo` action, if given' },
   // A hook may run as long as its own timeoutMs (up to 24 h), not the 5 minutes of a quick step.
   options: (step) => boundedBy(shortActivity, timeoutOf(step.hook)),

@@ -7,6 +7,7 @@ import type { PlanMonitorCheck } from '../../plan/fields';
 import { resolveHeaders } from '../../router/http-request';
 import type { ResolvedStepOf } from '../schemas';
 import type { ValidateContext } from '../validate-context';
+import { withPlannedTables } from '../expand-io';
 
 export { monitorChecks as run } from './monitor';
 
@@ -53,11 +54,14 @@ export async function validateCheck(
 /** The window's own checks (run.monitor.checks are the plan's: checked once, by the plan check). */
 export async function validate(step: ResolvedStepOf<'monitor'>, ctx: ValidateContext) {
   const fromShift = !ctx.path.startsWith('stages[');
-  for (const [i, check] of (step.checks ?? []).entries())
-    await validateCheck(
-      ctx.client,
-      check,
-      fromShift ? `shift.checks[${i}]` : `${ctx.path}.checks[${i}]`,
-      ctx,
-    );
+  // A check after expand steps may read what they add (a column, its values).
+  await withPlannedTables(ctx.client, ctx.earlier ?? [], async () => {
+    for (const [i, check] of (step.checks ?? []).entries())
+      await validateCheck(
+        ctx.client,
+        check,
+        fromShift ? `shift.checks[${i}]` : `${ctx.path}.checks[${i}]`,
+        ctx,
+      );
+  });
 }

@@ -1,7 +1,7 @@
 /** Step kind `rename`, I/O: validate here; run / undo are the renameAttempt / renameBackAttempt activities. */
 import { renameProblems } from '../../swap/rename';
 import type { ResolvedStepOf } from '../schemas';
-import type { ValidateContext } from '../validate-context';
+import { changeOf, type ValidateContext } from '../validate-context';
 
 export { renameAttempt as run, renameBackAttempt as undo } from './rename';
 
@@ -12,6 +12,6 @@ export { renameAttempt as run, renameBackAttempt as undo } from './rename';
  * name is free, and no other run of this plan holds a swap or rename. Read-only.
  */
 export async function validate(step: ResolvedStepOf<'rename'>, ctx: ValidateContext) {
-  for (const p of await renameProblems(ctx.client, ctx.change, step.archive, true))
+  for (const p of await renameProblems(ctx.client, changeOf(ctx), step.archive, true))
     ctx.problem(ctx.path, p);
 }

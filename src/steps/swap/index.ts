@@ -3,7 +3,7 @@ import { relationExists } from '../../plan/catalog';
 import { inspectDependents, refusals } from '../../swap/dependents';
 import { readSwapRecord } from '../../swap/swap';
 import type { ResolvedStepOf } from '../schemas';
-import type { ValidateContext } from '../validate-context';
+import { changeOf, type ValidateContext } from '../validate-context';
 
 export { swapAttempt as run, swapBackAttempt as undo } from './swap';
 
@@ -14,7 +14,7 @@ export { swapAttempt as run, swapBackAttempt as undo } from './swap';
  * holds a swap. Read-only.
  */
 export async function validate(step: ResolvedStepOf<'swap'>, ctx: ValidateContext) {
-  const { source, target } = ctx.change;
+  const { source, target } = changeOf(ctx);
   for (const d of refusals(await inspectDependents(ctx.client, source)))
     ctx.problem('source', `${d.kind} ${d.name}: ${d.action}`);
   if (target.schema !== source.schema)
@@ -30,10 +30,10 @@ export async function validate(step: ResolvedStepOf<'swap'>, ctx: ValidateContex
       `${ctx.path}.archive`,
       `${source.schema}.${step.archive} already exists, and the swap renames the old table to that name: drop or rename it, or name another archive`,
     );
-  const record = await readSwapRecord(ctx.client, ctx.change.name);
+  const record = await readSwapRecord(ctx.client, changeOf(ctx).name);
   if (record?.state === 'swapped')
     ctx.problem(
       ctx.path,
-      `plan ${ctx.change.name} is already swapped (archive ${record.archive}) by another run: abort or finish that run first`,
+      `plan ${changeOf(ctx).name} is already swapped (archive ${record.archive}) by another run: abort or finish that run first`,
     );
 }

@@ -1,7 +1,7 @@
 /** Step kind `sync`, I/O. */
 import { UserError } from '../../errors';
 import type { ResolvedStepOf } from '../schemas';
-import type { ValidateContext } from '../validate-context';
+import { changeOf, type ValidateContext } from '../validate-context';
 import { validateSyncWith } from './triggers';
 
 export { syncRun as run, syncUndo as undo } from './triggers';
@@ -10,7 +10,7 @@ export { syncRun as run, syncUndo as undo } from './triggers';
 export async function validate(_step: ResolvedStepOf<'sync'>, ctx: ValidateContext) {
   try {
     await validateSyncWith(ctx.client, {
-      change: ctx.change,
+      change: changeOf(ctx),
       directions: ctx.readsOnly ? 'forward' : 'both',
     });
   } catch (err) {
