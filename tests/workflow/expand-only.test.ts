@@ -14,7 +14,12 @@ import { blueGreen, type BlueGreenInput } from '../../workflows/blue-green';
 import { abortSignal, statusQuery, TASK_QUEUE, type RunStatus } from '../../workflows/definitions';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { timeSkippingEnv } from '../support/temporal';
-import { createItems } from '../expand/writers';
+import {
+  createItems,
+  createItemsMirror,
+  itemsMirrorDifferences,
+  startItemLoops,
+} from '../expand/writers';
 import { configureActivityEnv, createTestWorker, recordingActivities } from './support';
 
 let db: TestDatabase;
@@ -36,22 +41,7 @@ afterAll(async () => {
 beforeEach(async () => {
   calls = [];
   await createItems(db.pool, ROWS);
-  // items_mirror follows the application's own writes only (not cutover's sessions): at the
-  // end, items must hold exactly the mirror's rows, whatever the steps did to the table.
-  await db.pool.query(`
-    DROP TABLE IF EXISTS items_mirror;
-    CREATE TABLE items_mirror AS SELECT id, email, n FROM items;
-    CREATE OR REPLACE FUNCTION mirror_items() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF current_setting('application_name') LIKE 'cutover%' THEN RETURN NULL; END IF;
-        IF TG_OP = 'DELETE' THEN DELETE FROM items_mirror WHERE id = OLD.id;
-        ELSIF TG_OP = 'UPDATE' THEN
-          UPDATE items_mirror SET id = NEW.id, email = NEW.email, n = NEW.n WHERE id = OLD.id;
-        ELSE INSERT INTO items_mirror VALUES (NEW.id, NEW.email, NEW.n); END IF;
-        RETURN NULL;
-      END $$;
-    CREATE TRIGGER mirror AFTER INSERT OR UPDATE OR DELETE ON items
-      FOR EACH ROW EXECUTE FUNCTION mirror_items();`);
+  await createItemsMirror(db.pool);
 });
 
 /**
@@ -60,9 +50,6 @@ beforeEach(async () => {
  * is there, and leaves it out only while it is not (then the backfill fills it).
  */
 function startWriters(clients = 3) {
-  let stop = false;
-  const errors: string[] = [];
-  let ops = 0;
   const write = async (c: pg.Client, withColumn: string, without: string, args: unknown[]) => {
     try {
       await c.query(withColumn, args);
@@ -71,63 +58,37 @@ function startWriters(clients = 3) {
       await c.query(without, args);
     }
   };
-  const loops = Array.from({ length: clients }, async (_, w) => {
-    const c = new pg.Client({ connectionString: db.url, application_name: `app-${w}` });
-    await c.connect();
-    try {
-      while (!stop) {
-        const id = 1 + Math.floor(Math.random() * ROWS * 1.2);
-        const email = `User${id}-${w}-${ops}@Example.com`;
-        try {
-          const kind = ops % 10;
-          if (kind < 5)
-            await write(
-              c,
-              `UPDATE items SET email = $2, email_lower = lower($2), n = n + 1 WHERE id = $1`,
-              `UPDATE items SET email = $2, n = n + 1 WHERE id = $1`,
-              [id, email],
-            );
-          else if (kind < 8)
-            await write(
-              c,
-              `INSERT INTO items (email, n, email_lower) VALUES ($1, 1, lower($1))`,
-              `INSERT INTO items (email, n) VALUES ($1, 1)`,
-              [email],
-            );
-          else await c.query(`DELETE FROM items WHERE id = $1`, [id]);
-        } catch (err) {
-          errors.push((err as Error).message);
-        }
-        ops++;
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    } finally {
-      await c.end();
-    }
-  });
-  return {
-    errors,
-    get ops() {
-      return ops;
+  return startItemLoops(
+    db.url,
+    clients,
+    async (c, { writer, ops }) => {
+      const id = 1 + Math.floor(Math.random() * ROWS * 1.2);
+      const email = `User${id}-${writer}-${ops}@Example.com`;
+      const kind = ops % 10;
+      if (kind < 5)
+        await write(
+          c,
+          `UPDATE items SET email = $2, email_lower = lower($2), n = n + 1 WHERE id = $1`,
+          `UPDATE items SET email = $2, n = n + 1 WHERE id = $1`,
+          [id, email],
+        );
+      else if (kind < 8)
+        await write(
+          c,
+          `INSERT INTO items (email, n, email_lower) VALUES ($1, 1, lower($1))`,
+          `INSERT INTO items (email, n) VALUES ($1, 1)`,
+          [email],
+        );
+      else await c.query(`DELETE FROM items WHERE id = $1`, [id]);
     },
-    async stop() {
-      stop = true;
-      await Promise.all(loops);
-    },
-  };
+    { app: 'app', pauseMs: 2 },
+  );
 }
 
 const one = async (sql: string) => (await db.pool.query(sql)).rows[0];
 
 /** items against the mirror of the application's writes, both ways. */
-const differences = async () =>
-  Number(
-    (
-      await one(`SELECT
-        (SELECT count(*) FROM (SELECT id, email, n FROM items EXCEPT ALL SELECT id, email, n FROM items_mirror) a)
-      + (SELECT count(*) FROM (SELECT id, email, n FROM items_mirror EXCEPT ALL SELECT id, email, n FROM items) b) AS n`)
-    ).n,
-  );
+const differences = () => itemsMirrorDifferences(db.pool);
 
 const columnsOfItems = async () =>
   (

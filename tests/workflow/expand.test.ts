@@ -18,7 +18,12 @@ import {
 import { blueGreen, type BlueGreenInput } from '../../workflows/blue-green';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { timeSkippingEnv } from '../support/temporal';
-import { createItems } from '../expand/writers';
+import {
+  createItems,
+  createItemsMirror,
+  itemsMirrorDifferences,
+  startItemLoops,
+} from '../expand/writers';
 import {
   configureActivityEnv,
   createTestWorker,
@@ -46,24 +51,11 @@ beforeEach(async () => {
   calls = [];
   await seedOrders(db, 200);
   await createItems(db.pool, 3000);
-  // items_mirror follows the application's own writes only (not cutover's sessions): at the
-  // end, items must hold exactly the mirror's rows, whatever the steps did to the table.
   await db.pool.query(`
     ALTER TABLE items ADD COLUMN legacy text;
-    DROP TABLE IF EXISTS item_copies, items_mirror;
-    CREATE TABLE item_copies (id bigint PRIMARY KEY, email text NOT NULL);
-    CREATE TABLE items_mirror AS SELECT id, email, n FROM items;
-    CREATE OR REPLACE FUNCTION mirror_items() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF current_setting('application_name') LIKE 'cutover%' THEN RETURN NULL; END IF;
-        IF TG_OP = 'DELETE' THEN DELETE FROM items_mirror WHERE id = OLD.id;
-        ELSIF TG_OP = 'UPDATE' THEN
-          UPDATE items_mirror SET email = NEW.email, n = NEW.n WHERE id = OLD.id;
-        ELSE INSERT INTO items_mirror VALUES (NEW.id, NEW.email, NEW.n); END IF;
-        RETURN NULL;
-      END $$;
-    CREATE TRIGGER mirror AFTER INSERT OR UPDATE OR DELETE ON items
-      FOR EACH ROW EXECUTE FUNCTION mirror_items();`);
+    DROP TABLE IF EXISTS item_copies;
+    CREATE TABLE item_copies (id bigint PRIMARY KEY, email text NOT NULL);`);
+  await createItemsMirror(db.pool);
 });
 
 /**
@@ -71,51 +63,22 @@ beforeEach(async () => {
  * need the new column's value, which old code does not write: the expand phase is for that).
  */
 function startWriters(clients = 2) {
-  let stop = false;
-  const errors: string[] = [];
-  let ops = 0;
-  const loops = Array.from({ length: clients }, async (_, w) => {
-    const c = new pg.Client({ connectionString: db.url, application_name: `app-${w}` });
-    await c.connect();
-    try {
-      while (!stop) {
-        const id = 1 + Math.floor(Math.random() * 3000);
-        try {
-          if (ops % 20 === 19) await c.query(`DELETE FROM items WHERE id = $1`, [id]);
-          else await c.query(`UPDATE items SET n = n + 1 WHERE id = $1`, [id]);
-        } catch (err) {
-          errors.push((err as Error).message);
-        }
-        ops++;
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    } finally {
-      await c.end();
-    }
-  });
-  return {
-    errors,
-    get ops() {
-      return ops;
+  return startItemLoops(
+    db.url,
+    clients,
+    async (c, { ops }) => {
+      const id = 1 + Math.floor(Math.random() * 3000);
+      if (ops % 20 === 19) await c.query(`DELETE FROM items WHERE id = $1`, [id]);
+      else await c.query(`UPDATE items SET n = n + 1 WHERE id = $1`, [id]);
     },
-    async stop() {
-      stop = true;
-      await Promise.all(loops);
-    },
-  };
+    { app: 'app', pauseMs: 2 },
+  );
 }
 
 const one = async (sql: string) => (await db.pool.query(sql)).rows[0];
 
 /** items against the mirror of the application's writes, both ways. */
-const differences = async () =>
-  Number(
-    (
-      await one(`SELECT
-        (SELECT count(*) FROM (SELECT id, email, n FROM items EXCEPT ALL SELECT id, email, n FROM items_mirror) a)
-      + (SELECT count(*) FROM (SELECT id, email, n FROM items_mirror EXCEPT ALL SELECT id, email, n FROM items) b) AS n`)
-    ).n,
-  );
+const differences = () => itemsMirrorDifferences(db.pool);
 
 const EXPAND = `
   - name: expand
