@@ -10,7 +10,7 @@ import {
   type VerifyResult,
 } from '../../src/steps/verify/tables';
 import { runBackfill, type BackfillProgress } from '../../src/backfill/core';
-import { resolveLoadBudget } from '../../src/backfill/load-budget';
+import { INITIAL_DUTY, resolveLoadBudget } from '../../src/backfill/load-budget';
 import { renderReport } from '../../src/cli/render-status';
 import { accountsChange, createAccounts, mappingDifferences } from './support';
 
@@ -70,14 +70,17 @@ describe('load budget', () => {
         seen.push(p);
       },
     });
-    await waitFor(() => seen.length >= 5, 'a few batches');
+    // It starts gently and reaches full speed while the application keeps its pace.
+    await waitFor(() => seen.length >= 1, 'a first batch');
+    expect(seen[0]!.loadThrottle!.duty).toBeLessThan(0.5);
+    expect(seen[0]!.loadThrottle!.duty).toBeGreaterThanOrEqual(INITIAL_DUTY);
+    await waitFor(() => seen.some((p) => p.loadThrottle?.duty === 1), 'full speed');
+    const start = seen.length;
     // The application gets ten times slower: the probe shows it against its baseline.
     await db.pool.query(`UPDATE probe_delay SET s = 0.2`);
-    await waitFor(
-      () => seen.some((p) => p.loadThrottle !== null && p.loadThrottle.duty < 0.5),
-      'the duty cycle to drop',
-    );
-    const slowed = seen.find((p) => p.loadThrottle !== null && p.loadThrottle.duty < 0.5)!;
+    const isSlowed = (p: BackfillProgress) => p.loadThrottle !== null && p.loadThrottle.duty < 0.5;
+    await waitFor(() => seen.slice(start).some(isSlowed), 'the duty cycle to drop');
+    const slowed = seen.slice(start).find(isSlowed)!;
     expect(slowed.throttled).toMatch(/^probe \d+\.\d ms vs \d+\.\d ms \(budget 0\.50×\)$/);
     expect(slowed.loadThrottle!.figure).toBeGreaterThan(0.5);
     expect(slowed.batchSize).toBeLessThan(400);
