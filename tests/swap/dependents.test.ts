@@ -7,7 +7,7 @@
  * refuses the swap with nothing changed.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   swapAttempt,
   swapBackAttempt,
@@ -19,10 +19,8 @@ import {
 } from '../../src/steps/swap/swap';
 import { parsePlan, checkPlan } from '../../src/plan';
 import { syncNames } from '../../src/steps/sync/names';
-import { createTestDatabase, type TestDatabase } from '../support/db';
-import { differing, prepare } from './support';
+import { differing, prepare, useSwapDatabase } from './support';
 
-let db: TestDatabase;
 let client: pg.Client;
 
 const SCHEMA = `
@@ -98,15 +96,8 @@ async function swapUntilDone(input: SwapInput): Promise<void> {
   throw new Error('swap never got its locks');
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('swapdep');
-  process.env.DATABASE_URL = db.url;
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-});
-afterAll(async () => {
-  await client?.end();
-  await db?.drop();
+useSwapDatabase('swapdep', (_db, c) => {
+  client = c;
 });
 beforeEach(async () => {
   await client.query(SCHEMA);

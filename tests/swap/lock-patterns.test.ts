@@ -11,7 +11,7 @@
  * TPC-B's invariant holds and the new table equals the archive (then the original) row for row.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   swapAttempt,
   swapBackAttempt,
@@ -19,21 +19,15 @@ import {
   type SwapInput,
 } from '../../src/steps/swap/swap';
 import { renameAttempt, renameBackAttempt } from '../../src/steps/rename/rename';
-import { createTestDatabase, type TestDatabase } from '../support/db';
-import { differing, prepare } from './support';
+import type { TestDatabase } from '../support/db';
+import { differing, prepare, useSwapDatabase } from './support';
 
 let db: TestDatabase;
 let client: pg.Client;
 
-beforeAll(async () => {
-  db = await createTestDatabase('swaplocks');
-  process.env.DATABASE_URL = db.url;
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-});
-afterAll(async () => {
-  await client?.end();
-  await db?.drop();
+useSwapDatabase('swaplocks', (d, c) => {
+  db = d;
+  client = c;
 });
 
 const LOCK_TIMEOUT_MS = 1000;

@@ -7,7 +7,7 @@
  * A verify step after a swap or a rename compares the archive with the new table.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { renameAttempt, renameBackAttempt } from '../../src/steps/rename/rename';
 import {
   swapAttempt,
@@ -20,8 +20,8 @@ import {
 import { verify } from '../../src/steps/verify/tables';
 import { checkPlan, parsePlan, PlanError } from '../../src/plan';
 import { offlineProblems } from '../../src/plan/stages';
-import { createTestDatabase, type TestDatabase } from '../support/db';
-import { differing, prepare } from './support';
+import type { TestDatabase } from '../support/db';
+import { differing, prepare, useSwapDatabase } from './support';
 
 let db: TestDatabase;
 let client: pg.Client;
@@ -96,15 +96,9 @@ async function untilDone(attempt: () => Promise<{ done: boolean }>): Promise<voi
   throw new Error('never got its locks');
 }
 
-beforeAll(async () => {
-  db = await createTestDatabase('rename');
-  process.env.DATABASE_URL = db.url;
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-});
-afterAll(async () => {
-  await client?.end();
-  await db?.drop();
+useSwapDatabase('rename', (d, c) => {
+  db = d;
+  client = c;
 });
 beforeEach(async () => {
   await client.query(SCHEMA);

@@ -5,26 +5,20 @@
  * as a view in the moment between the swap and the notification.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { swapAttempt, swapBackAttempt, type SwapInput } from '../../src/steps/swap/swap';
 import { createRouter } from '../../src/router/app-router';
 import { setRoute } from '../../src/router/store';
-import { createTestDatabase, type TestDatabase } from '../support/db';
+import type { TestDatabase } from '../support/db';
 import { seedOrders, widenPlanYaml } from '../support/orders';
-import { prepare } from './support';
+import { prepare, useSwapDatabase } from './support';
 
 let db: TestDatabase;
 let client: pg.Client;
 
-beforeAll(async () => {
-  db = await createTestDatabase('swaprouter');
-  process.env.DATABASE_URL = db.url;
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-});
-afterAll(async () => {
-  await client?.end();
-  await db?.drop();
+useSwapDatabase('swaprouter', (d, c) => {
+  db = d;
+  client = c;
 });
 
 const until = async (what: string, ok: () => boolean) => {

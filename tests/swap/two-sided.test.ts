@@ -8,28 +8,22 @@
  * the same load.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   swapAttempt,
   swapBackAttempt,
   swapPrepare,
   type SwapInput,
 } from '../../src/steps/swap/swap';
-import { createTestDatabase, type TestDatabase } from '../support/db';
-import { differing, prepare } from './support';
+import type { TestDatabase } from '../support/db';
+import { differing, prepare, useSwapDatabase } from './support';
 
 let db: TestDatabase;
 let client: pg.Client;
 
-beforeAll(async () => {
-  db = await createTestDatabase('swap2side');
-  process.env.DATABASE_URL = db.url;
-  client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-});
-afterAll(async () => {
-  await client?.end();
-  await db?.drop();
+useSwapDatabase('swap2side', (d, c) => {
+  db = d;
+  client = c;
 });
 
 describe('swap under writers of both tables', () => {
