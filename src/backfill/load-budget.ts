@@ -20,8 +20,9 @@
  *
  * The controller acts on a duty cycle: the share of wall time spent copying. The slowdown
  * grows about in proportion to the duty, so each window the duty is scaled by aim / slowdown
- * (aim = 70 % of the budget; at most halved, at most +25 %), on a smoothed slowdown because
- * one window of an application's throughput is noisy. The pause after each unit of work is
+ * (aim = 80 % of the budget; ×0.8 … ×1.25 within the budget, at most halved over it), on a
+ * smoothed slowdown because one window of an application's throughput is noisy. The first
+ * window runs at INITIAL_DUTY. The pause after each unit of work is
  * work × (1 − duty) / duty, and batches shrink with the duty so each burst stays short. A
  * slowdown that lasts looks the same as the application simply doing less, so after a few
  * windows over budget the baseline is taken again.
