@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   abortSignal,
   approveSignal,
@@ -15,10 +15,8 @@ import {
   type RunStatus,
 } from '../../workflows/definitions';
 import { blueGreen, type BlueGreenInput } from '../../workflows/blue-green';
-import { createTestDatabase, type TestDatabase } from '../support/db';
-import { timeSkippingEnv } from '../support/temporal';
+import type { TestDatabase } from '../support/db';
 import {
-  configureActivityEnv,
   createTestWorker,
   recordingActivities,
   routePercent,
@@ -26,6 +24,7 @@ import {
   userTriggers,
   tableExists,
   widenPlan,
+  useWorkflowEnv,
 } from './support';
 
 let db: TestDatabase;
@@ -41,14 +40,9 @@ shift:
     - { percent: 100, monitorSeconds: 3600 }
 `;
 
-beforeAll(async () => {
-  db = await createTestDatabase('wf');
-  configureActivityEnv(db);
-  env = await timeSkippingEnv();
-});
-afterAll(async () => {
-  await env?.teardown();
-  await db?.drop();
+useWorkflowEnv('wf', (d, e) => {
+  db = d;
+  env = e;
 });
 beforeEach(async () => {
   calls = [];

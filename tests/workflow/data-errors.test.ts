@@ -1,6 +1,6 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { renderReport } from '../../src/cli/render-status';
 import { parsePlan, resolvePlan, type ResolvedPlan } from '../../src/plan';
 import { runReport } from '../../src/temporal/runs';
@@ -11,15 +11,14 @@ import {
   workflowIdFor,
   type RunStatus,
 } from '../../workflows/definitions';
-import { createTestDatabase, type TestDatabase } from '../support/db';
-import { timeSkippingEnv } from '../support/temporal';
+import type { TestDatabase } from '../support/db';
 import {
-  configureActivityEnv,
   createTestWorker,
   recordingActivities,
   seedOrders,
   tableExists,
   userTriggers,
+  useWorkflowEnv,
 } from './support';
 
 let db: TestDatabase;
@@ -27,14 +26,9 @@ let env: TestWorkflowEnvironment;
 let calls: string[];
 let runNo = 0;
 
-beforeAll(async () => {
-  db = await createTestDatabase('wfdata');
-  configureActivityEnv(db);
-  env = await timeSkippingEnv();
-});
-afterAll(async () => {
-  await env?.teardown();
-  await db?.drop();
+useWorkflowEnv('wfdata', (d, e) => {
+  db = d;
+  env = e;
 });
 beforeEach(() => {
   calls = [];

@@ -8,19 +8,18 @@
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { parsePlan, resolveRunnablePlan, type ExpandPlan } from '../../src/plan';
 import { blueGreen, type BlueGreenInput } from '../../workflows/blue-green';
 import { abortSignal, statusQuery, TASK_QUEUE, type RunStatus } from '../../workflows/definitions';
-import { createTestDatabase, type TestDatabase } from '../support/db';
-import { timeSkippingEnv } from '../support/temporal';
+import type { TestDatabase } from '../support/db';
 import {
   createItems,
   createItemsMirror,
   itemsMirrorDifferences,
   startItemLoops,
 } from '../expand/writers';
-import { configureActivityEnv, createTestWorker, recordingActivities } from './support';
+import { createTestWorker, recordingActivities, useWorkflowEnv } from './support';
 
 let db: TestDatabase;
 let env: TestWorkflowEnvironment;
@@ -29,14 +28,9 @@ let runNo = 0;
 
 const ROWS = 3000;
 
-beforeAll(async () => {
-  db = await createTestDatabase('wfexpandonly');
-  configureActivityEnv(db);
-  env = await timeSkippingEnv();
-});
-afterAll(async () => {
-  await env?.teardown();
-  await db?.drop();
+useWorkflowEnv('wfexpandonly', (d, e) => {
+  db = d;
+  env = e;
 });
 beforeEach(async () => {
   calls = [];

@@ -8,7 +8,7 @@
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   approveSignal,
   statusQuery,
@@ -16,8 +16,7 @@ import {
   type RunStatus,
 } from '../../workflows/definitions';
 import { blueGreen, type BlueGreenInput } from '../../workflows/blue-green';
-import { createTestDatabase, type TestDatabase } from '../support/db';
-import { timeSkippingEnv } from '../support/temporal';
+import type { TestDatabase } from '../support/db';
 import {
   createItems,
   createItemsMirror,
@@ -25,12 +24,12 @@ import {
   startItemLoops,
 } from '../expand/writers';
 import {
-  configureActivityEnv,
   createTestWorker,
   recordingActivities,
   seedOrders,
   tableExists,
   widenPlan,
+  useWorkflowEnv,
 } from './support';
 
 let db: TestDatabase;
@@ -38,14 +37,9 @@ let env: TestWorkflowEnvironment;
 let calls: string[];
 let runNo = 0;
 
-beforeAll(async () => {
-  db = await createTestDatabase('wfexpand');
-  configureActivityEnv(db);
-  env = await timeSkippingEnv();
-});
-afterAll(async () => {
-  await env?.teardown();
-  await db?.drop();
+useWorkflowEnv('wfexpand', (d, e) => {
+  db = d;
+  env = e;
 });
 beforeEach(async () => {
   calls = [];

@@ -9,20 +9,19 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { abortSignal, statusQuery, TASK_QUEUE, type RunStatus } from '../../workflows/definitions';
 import { renderReport } from '../../src/cli/render-status';
 import { blueGreen, type BlueGreenInput } from '../../workflows/blue-green';
-import { createTestDatabase, type TestDatabase } from '../support/db';
-import { timeSkippingEnv } from '../support/temporal';
+import type { TestDatabase } from '../support/db';
 import {
-  configureActivityEnv,
   createTestWorker,
   recordingActivities,
   routePercent,
   seedOrders,
   userTriggers,
   widenPlan,
+  useWorkflowEnv,
 } from './support';
 
 let db: TestDatabase;
@@ -36,14 +35,9 @@ shift:
   steps: []
 `;
 
-beforeAll(async () => {
-  db = await createTestDatabase('wfrename');
-  configureActivityEnv(db);
-  env = await timeSkippingEnv();
-});
-afterAll(async () => {
-  await env?.teardown();
-  await db?.drop();
+useWorkflowEnv('wfrename', (d, e) => {
+  db = d;
+  env = e;
 });
 beforeEach(async () => {
   calls = [];

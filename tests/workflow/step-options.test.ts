@@ -4,22 +4,21 @@ import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { shortActivity } from '../../src/steps/options';
 import type { ResolvedStepOf } from '../../src/steps/schemas';
 import { stepSpecs } from '../../src/steps/specs';
 import { blueGreen, type BlueGreenInput } from '../../workflows/blue-green';
 import { statusQuery, TASK_QUEUE } from '../../workflows/definitions';
-import { createTestDatabase, type TestDatabase } from '../support/db';
-import { timeSkippingEnv } from '../support/temporal';
+import type { TestDatabase } from '../support/db';
 import {
-  configureActivityEnv,
   createTestWorker,
   recordingActivities,
   seedOrders,
   tableExists,
   userTriggers,
   widenPlan,
+  useWorkflowEnv,
 } from './support';
 
 /**
@@ -38,14 +37,9 @@ const PREPARE = `stages:
     steps: [{ kind: shadow }, { kind: sync }, { kind: backfill }]
 `;
 
-beforeAll(async () => {
-  db = await createTestDatabase('wfopt');
-  configureActivityEnv(db);
-  env = await timeSkippingEnv();
-});
-afterAll(async () => {
-  await env?.teardown();
-  await db?.drop();
+useWorkflowEnv('wfopt', (d, e) => {
+  db = d;
+  env = e;
 });
 beforeEach(async () => {
   calls = [];

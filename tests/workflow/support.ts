@@ -4,16 +4,17 @@ import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import * as realActivities from '../../activities/registry';
 import { parsePlan, resolvePlan, type ResolvedPlan } from '../../src/plan';
 import { metricsSinks, workflowsPath } from '../../src/temporal/worker';
 import { TASK_QUEUE } from '../../workflows/definitions';
-import type { TestDatabase } from '../support/db';
+import { createTestDatabase, type TestDatabase } from '../support/db';
 import { widenPlanYaml } from '../support/orders';
 
 export { routePercent, tableExists, userTriggers } from '../support/db-state';
 export { seedOrders } from '../support/orders';
-import { failFastWorkflowErrors, workflowBundle } from '../support/temporal';
+import { failFastWorkflowErrors, timeSkippingEnv, workflowBundle } from '../support/temporal';
 
 /** The widen-orders plan with the given shift and stages tail, resolved against the test database. */
 export async function widenPlan(db: TestDatabase, yamlTail = ''): Promise<ResolvedPlan> {
@@ -59,5 +60,27 @@ export async function createTestWorker(
     maxHeartbeatThrottleInterval: '1 second',
     sinks: metricsSinks,
     ...failFastWorkflowErrors,
+  });
+}
+
+/**
+ * A throwaway database whose URL the activities use, and the time-skipping server, for the test
+ * file; `use` receives both before the first test.
+ */
+export function useWorkflowEnv(
+  name: string,
+  use: (db: TestDatabase, env: TestWorkflowEnvironment) => void,
+): void {
+  let db: TestDatabase | undefined;
+  let env: TestWorkflowEnvironment | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase(name);
+    configureActivityEnv(db);
+    env = await timeSkippingEnv();
+    use(db, env);
+  });
+  afterAll(async () => {
+    await env?.teardown();
+    await db?.drop();
   });
 }
