@@ -37,7 +37,7 @@ MATRIX_FILES=(
   tests/batch/batch.test.ts
   tests/backup/local.test.ts tests/backup/s3.test.ts tests/backup/activity.test.ts
   tests/swap/dependents.test.ts tests/swap/router.test.ts
-  tests/swap/lock-patterns.test.ts
+  tests/swap/lock-patterns.test.ts tests/swap/two-sided.test.ts
   tests/router/route.test.ts
   tests/monitor/checks.test.ts
   tests/workflow/blue-green.test.ts

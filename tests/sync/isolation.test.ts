@@ -336,6 +336,59 @@ describe('sync debt, step by step', () => {
     await removeSync(client, { change: accounts });
   });
 
+  it('one row written through both tables at one instant: the table written last wins the row (the documented limit)', async () => {
+    // The interleaving behind docs/operations.md's limit, made deterministic: A updates row 1
+    // of the old table and, before its statement ends (AFTER ROW triggers fire at the end),
+    // spends 1 s on row 2; meanwhile B increments row 1 through the new table. B's reverse copy
+    // finds the old row locked by A and records debt instead of waiting; A's forward copy then
+    // waits for B, and once B commits it writes A's row over B's. The tables end equal and
+    // nothing fails, but one of the two increments is gone, as with two blind UPDATEs.
+    await createItems(2);
+    await installSync(client, { change: items, directions: 'both' });
+    const a = await db.pool.connect();
+    const b = await db.pool.connect();
+    let slowA: Promise<unknown> = Promise.resolve();
+    try {
+      await a.query(`SET application_name = 'limit_a'`);
+      slowA = a.query(
+        `UPDATE items SET v = v + 1 + CASE WHEN id = 2 THEN (SELECT 0 FROM pg_sleep(1)) ELSE 0 END
+          WHERE id IN (1, 2)`,
+      );
+      // Wait until A holds row 1 (it sleeps on row 2 then).
+      for (let i = 0; ; i++) {
+        const r = await client.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE application_name = 'limit_a' AND wait_event = 'PgSleep'`,
+        );
+        if (r.rows[0]!.n) break;
+        if (i > 200) throw new Error('A never reached its sleep');
+        await sleep(5);
+      }
+      await b.query('UPDATE items_v2 SET v = v + 1 WHERE id = 1');
+      // (An UPDATE records its old and its new key: here the same pair twice.)
+      const debt = await client.query<{ k: string[] }>(
+        `SELECT DISTINCT new_key AS k FROM cutover.sync_debt WHERE migration = $1`,
+        [items.name],
+      );
+      expect(debt.rows.map((r) => r.k)).toEqual([['1']]);
+      await slowA;
+    } finally {
+      await slowA.catch(() => {});
+      a.release();
+      b.release();
+    }
+    await drainSyncDebt(client, items);
+    expect(await itemsDifferences()).toBe(0);
+    const v = await db.pool.query<{ id: number; v: string }>('SELECT id, v FROM items ORDER BY id');
+    // Two increments of row 1 were acknowledged; the table written last (the old one, by A)
+    // won the row.
+    expect(v.rows.map((r) => [r.id, r.v])).toEqual([
+      [1, '1'],
+      [2, '1'],
+    ]);
+    await removeSync(client, { change: items });
+  });
+
   it("drains inside a caller's transaction (the swap) and before the triggers are dropped", async () => {
     await createItems(3);
     await installSync(client, { change: items, directions: 'both' });
