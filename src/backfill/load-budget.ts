@@ -251,8 +251,25 @@ export class LoadGovernor {
     return this.probeQuantile(0.95);
   }
 
-  /** Sleeps `ms` in short steps, telling onHold, unless cancelled. */
-  private async hold(ms: number) {
+  /**
+   * Samples the application's active backends, at most every ACTIVE_SAMPLE_MS, after batches
+   * and during the pauses between them, so the window's mean is a mean over time, not over the
+   * moments just after a burst.
+   */
+  private async sampleActive() {
+    if (
+      !this.budget.signals.includes('active') ||
+      this.now() - this.lastActiveAt < ACTIVE_SAMPLE_MS
+    )
+      return;
+    this.lastActiveAt = this.now();
+    const r = await this.client.query<{ active: number }>(ACTIVE_SQL);
+    this.ownXacts++;
+    this.activeSamples.push(r.rows[0]!.active);
+  }
+
+  /** Sleeps `ms` in short steps, telling onHold and sampling active backends, unless cancelled. */
+  private async hold(ms: number, sampling = true) {
     const until = this.now() + ms;
     let lastHold = this.now();
     while (this.now() < until && !this.cancelled()) {
@@ -261,6 +278,7 @@ export class LoadGovernor {
         await this.opts.onHold(this.state);
       }
       await sleep(Math.max(1, Math.min(100, until - this.now())));
+      if (sampling) await this.sampleActive();
     }
   }
 
@@ -271,7 +289,8 @@ export class LoadGovernor {
     const actives: number[] = [a.active];
     const steps = 4;
     for (let i = 0; i < steps && !this.cancelled(); i++) {
-      await this.hold(this.budget.baselineMs / steps);
+      // Its own samples only: its commit rate counts exactly the sample queries it made.
+      await this.hold(this.budget.baselineMs / steps, false);
       const p = await this.probe();
       if (p !== null) probes.push(p);
       if (i < steps - 1) actives.push((await this.sample()).active);
@@ -378,15 +397,7 @@ export class LoadGovernor {
     }
     this.ownWrites += writes;
     this.ownXacts += writes + reads;
-    if (
-      this.budget.signals.includes('active') &&
-      this.now() - this.lastActiveAt >= ACTIVE_SAMPLE_MS
-    ) {
-      this.lastActiveAt = this.now();
-      const r = await this.client.query<{ active: number }>(ACTIVE_SQL);
-      this.ownXacts++;
-      this.activeSamples.push(r.rows[0]!.active);
-    }
+    await this.sampleActive();
     const start = this.windowStart;
     if (!start || this.now() - start.at >= this.budget.windowMs) await this.judge();
     await this.holdWhileCritical();
