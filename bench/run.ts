@@ -383,7 +383,7 @@ async function loadBenchmark(db: pg.Client, url: string) {
   report(
     `pgbench failed transactions: ${failed}; pgbench balance invariant: ${inv.ok ? 'intact' : 'BROKEN'}; rows differing: ${inv.diff}`,
   );
-  figures.tpcb_during_migration_vs_alone = {
+  figures.tpcb_during_backfill_vs_alone = {
     value: median(tpsRatio),
     unit: 'ratio',
     target: 0.8,

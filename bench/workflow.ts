@@ -19,14 +19,23 @@
  *                                             one: from its start of polling to the retried
  *                                             backfill heartbeating progress past the checkpoint
  *
- * `--only history` or `--only recovery` runs one part (sections workflow-history and
- * workflow-recovery of the results file; the other part's figures stay as they were).
+ *   tpcb_during_migration_vs_alone            pgbench TPC-B (-c 4, on its own tables) during a
+ *                                             whole run of a 1M-row table (backup through swap
+ *                                             and cleanup, default load budget) ÷ the same load
+ *                                             alone, from pgbench_history's rows (one per
+ *                                             committed transaction) counted at both ends
+ *
+ * `--only history`, `--only recovery` or `--only load` runs one part (sections
+ * workflow-history, workflow-recovery, workflow-load of the results file; the other parts'
+ * figures stay as they were). BENCH_LOAD_ROWS (1000000), BENCH_LOAD_REPEAT (3),
+ * BENCH_LOAD_ALONE_SECONDS (30) size the load part.
  *
  * The recovery run also checks that nothing was lost: the retried attempt goes on from the
  * checkpoint (rows done and last key never go back), and the finished run's table holds exactly
  * the source's rows.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,30 +47,39 @@ import { startDevServer, type DevServer } from '../src/temporal/dev-server';
 import { projectRoot } from '../src/tools';
 import { statusQuery } from '../workflows/definitions';
 import type { blueGreen } from '../workflows/blue-green';
-import { recordResults, type Figure } from './results';
+import { clientTool } from '../src/db/pg-installs';
+import { readServerVersion } from '../src/db/server-version';
+import { median, recordResults, type Figure } from './results';
 
 const quick = process.env.BENCH_QUICK === '1';
 const SIZES = (process.env.BENCH_WORKFLOW_ROWS ?? (quick ? '100000,500000' : '100000,2000000'))
   .split(',')
   .map(Number);
 const RECOVERY_ROWS = Number(process.env.BENCH_RECOVERY_ROWS ?? (quick ? 500_000 : 1_000_000));
+const LOAD_ROWS = Number(process.env.BENCH_LOAD_ROWS ?? (quick ? 200_000 : 1_000_000));
+const LOAD_REPEAT = Number(process.env.BENCH_LOAD_REPEAT ?? (quick ? 1 : 3));
+const LOAD_ALONE_SECONDS = Number(process.env.BENCH_LOAD_ALONE_SECONDS ?? (quick ? 10 : 30));
 const DB = 'cutover_bench_wf';
 const CLI = join(projectRoot, 'bin', 'cutover.js');
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const execFileAsync = promisify(execFile);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+let pgbenchPath = 'pgbench';
 const load = () =>
   os
     .loadavg()
     .map((x) => x.toFixed(2))
     .join(' ');
 // Each part is its own results section, so `--only` replaces only the figures it measured.
-type Part = 'history' | 'recovery';
+const PARTS = ['history', 'recovery', 'load'] as const;
+type Part = (typeof PARTS)[number];
 const only = process.argv.includes('--only')
   ? (process.argv[process.argv.indexOf('--only') + 1] as Part)
   : undefined;
-if (only !== undefined && only !== 'history' && only !== 'recovery')
-  throw new Error(`--only takes history or recovery, not ${String(only)}`);
-const logs: Record<Part, string[]> = { history: [], recovery: [] };
+if (only !== undefined && !PARTS.includes(only))
+  throw new Error(`--only takes ${PARTS.join(', ')}, not ${String(only)}`);
+const logs: Record<Part, string[]> = { history: [], recovery: [], load: [] };
 let part: Part = 'history';
 function report(line: string) {
   logs[part].push(line);
@@ -231,10 +249,10 @@ async function startWorker(e: Env): Promise<{ worker: Child; pollingAt: number }
   return { worker, pollingAt };
 }
 
-function startRun(e: Env, plan: string) {
+const startArgs = (e: Env, plan: string) => {
   const file = join(e.tmp, `${plan}.yaml`);
   writeFileSync(file, planYaml(plan));
-  return cli(e, [
+  return [
     'start',
     file,
     '--auto-approve',
@@ -243,7 +261,18 @@ function startRun(e: Env, plan: string) {
     '0s',
     '--check-interval',
     '1s',
-  ]);
+  ];
+};
+
+function startRun(e: Env, plan: string) {
+  return cli(e, startArgs(e, plan));
+}
+
+/** The same without blocking this process (its pgbench rounds must go on meanwhile). */
+async function startRunAsync(e: Env, plan: string) {
+  await execFileAsync(process.execPath, [CLI, ...startArgs(e, plan)], {
+    env: { ...process.env, ...e.env },
+  });
 }
 
 const handle = (e: Env, plan: string) =>
@@ -422,7 +451,7 @@ async function main() {
   let server: DevServer | undefined;
   let connection: Connection | undefined;
   let db: pg.Client | undefined;
-  const figures: Record<Part, Record<string, Figure>> = { history: {}, recovery: {} };
+  const figures: Record<Part, Record<string, Figure>> = { history: {}, recovery: {}, load: {} };
   let pgVersion = '';
   try {
     // The worker runs the built CLI (dist/), as installed; tsx would add its own memory.
@@ -467,19 +496,26 @@ async function main() {
         CUTOVER_BACKUP_TARGET: 'local',
       },
     };
-    if (only !== 'recovery') {
+    if (!only || only === 'history') {
       part = 'history';
       report(
         `PostgreSQL ${pgVersion}; default blue-green runs of ${SIZES.map(fmt).join(' and ')} rows, default plan settings`,
       );
       figures.history = await historyFigures(e);
     }
-    if (only !== 'history') {
+    if (!only || only === 'recovery') {
       part = 'recovery';
       report(
         `PostgreSQL ${pgVersion}; recovery on ${fmt(RECOVERY_ROWS)} rows, default plan settings`,
       );
       figures.recovery = await recoveryFigures(e);
+    }
+    if (!only || only === 'load') {
+      part = 'load';
+      report(
+        `PostgreSQL ${pgVersion}; pgbench TPC-B alone vs during whole runs on ${fmt(LOAD_ROWS)} rows, default plan settings`,
+      );
+      figures.load = await loadFigures(e);
     }
   } finally {
     await Promise.all([...children].map((c) => c.kill()));
@@ -489,12 +525,12 @@ async function main() {
     await cluster?.stop();
     rmSync(tmp, { recursive: true, force: true });
   }
-  for (const p of ['history', 'recovery'] as const) {
+  for (const p of PARTS) {
     if (only && only !== p) continue;
     const files = await recordResults(`workflow-${p}`, {
       postgres: pgVersion,
-      rows: p === 'history' ? SIZES[SIZES.length - 1]! : RECOVERY_ROWS,
-      repeat: 1,
+      rows: { history: SIZES[SIZES.length - 1]!, recovery: RECOVERY_ROWS, load: LOAD_ROWS }[p],
+      repeat: p === 'load' ? LOAD_REPEAT : 1,
       quick,
       figures: figures[p],
       log: logs[p],
@@ -546,6 +582,100 @@ async function recoveryFigures(e: Env): Promise<Record<string, Figure>> {
     note: `SIGKILL of the worker during the backfill (${fmt(RECOVERY_ROWS)} rows, checkpoint at ${fmt(rec.checkpoint)}), a new worker started at once: from its start of polling to the retried backfill heartbeating progress past the checkpoint (target < 10 s); SIGKILL → progress ${rec.fromKill.toFixed(1)} s including the new worker's start-up; no row lost (run completed, tables equal the source); load ${load()}`,
   };
   return figures;
+}
+
+/** pgbench against the run's database: `args` after the connection options. */
+async function pgbench(e: Env, args: string[]): Promise<string> {
+  const u = new URL(e.env.DATABASE_URL!);
+  const { stdout } = await execFileAsync(
+    pgbenchPath,
+    [...['-h', u.hostname, '-p', u.port || '5432', '-U', u.username || 'postgres'], ...args, DB],
+    { maxBuffer: 1 << 22 },
+  );
+  return stdout;
+}
+
+const historyRows = async (e: Env) =>
+  (await e.db.query<{ n: number }>('SELECT count(*)::int AS n FROM pgbench_history')).rows[0]!.n;
+
+/**
+ * TPC-B (-c 4) in 5 s rounds until `done()` says stop; returns the failed transactions. Rounds,
+ * not one long pgbench, so its own summary (failures included) is read however long the
+ * migration takes; the throughput comes from pgbench_history (one row per committed
+ * transaction) counted by the caller.
+ */
+async function tpcbUntil(e: Env, done: () => boolean): Promise<number> {
+  let failed = 0;
+  while (!done()) {
+    const out = await pgbench(e, ['-n', '-c', '4', '-j', '2', '-T', '5']);
+    failed += Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
+  }
+  return failed;
+}
+
+/** TPC-B committed per second between two counts of pgbench_history. */
+async function tpcbRate(e: Env, during: () => Promise<void>) {
+  const [n0, t0] = [await historyRows(e), performance.now()];
+  await during();
+  const [n1, t1] = [await historyRows(e), performance.now()];
+  return { tps: (n1 - n0) / ((t1 - t0) / 1000), seconds: (t1 - t0) / 1000 };
+}
+
+async function loadRun(e: Env, rows: number, rep: number) {
+  const plan = `bench_load_${rep}`;
+  await seed(e.db, rows);
+  await pgbench(e, ['-i', '-q', '-s', quick ? '3' : '10']);
+  const before = await fingerprint(e.db, 'public.orders');
+  const { worker } = await startWorker(e);
+  try {
+    let stop = false;
+    let app = tpcbUntil(e, () => stop);
+    // Warmed up, then alone for LOAD_ALONE_SECONDS.
+    await sleep(5_000);
+    const alone = await tpcbRate(e, () => sleep(LOAD_ALONE_SECONDS * 1000));
+    stop = true;
+    let failed = await app;
+    stop = false;
+    app = tpcbUntil(e, () => stop);
+    await sleep(5_000);
+    const during = await tpcbRate(e, async () => {
+      await startRunAsync(e, plan);
+      await finish(e, plan, before);
+    });
+    stop = true;
+    failed += await app;
+    const ratio = during.tps / alone.tps;
+    const status = await handle(e, plan).query(statusQuery);
+    report(
+      `load ${rep + 1}: TPC-B alone ${alone.tps.toFixed(0)} tps (${alone.seconds.toFixed(0)} s); during the whole run ${during.tps.toFixed(0)} tps (${ratio.toFixed(2)}x, run ${during.seconds.toFixed(0)} s, ${fmt(status.rowsCopied ?? 0)} rows copied, tables equal to the source); failed transactions ${failed}; load ${load()}`,
+    );
+    return { ratio, failed, alone: alone.tps, during: during.tps, secs: during.seconds };
+  } finally {
+    await worker.kill();
+  }
+}
+
+async function loadFigures(e: Env): Promise<Record<string, Figure>> {
+  pgbenchPath = (await clientTool('pgbench', (await readServerVersion(e.db)).major)).path;
+  const runs: Awaited<ReturnType<typeof loadRun>>[] = [];
+  for (let rep = 0; rep < LOAD_REPEAT; rep++) runs.push(await loadRun(e, LOAD_ROWS, rep));
+  const failed = runs.reduce((n, r) => n + r.failed, 0);
+  // pgbench's invariant on its own tables after everything.
+  const inv = (
+    await e.db.query<{ ok: boolean }>(`
+      SELECT (SELECT sum(delta) FROM pgbench_history) IS NOT DISTINCT FROM (SELECT sum(abalance) FROM pgbench_accounts)
+         AND (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(bbalance) FROM pgbench_branches)
+         AND (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(tbalance) FROM pgbench_tellers) AS ok`)
+  ).rows[0]!.ok;
+  return {
+    tpcb_during_migration_vs_alone: {
+      value: median(runs.map((r) => r.ratio)),
+      unit: 'ratio',
+      target: 0.8,
+      runs: runs.map((r) => Number(r.ratio.toFixed(3))),
+      note: `pgbench TPC-B (-c 4, own tables) during whole default blue-green runs of ${fmt(LOAD_ROWS)} rows (backup, shadow, sync, backfill, index, verify, route 10/50/100 %, swap, cleanup; default load budget, 20 %) ÷ alone; runs ${runs.map((r) => `${r.secs.toFixed(0)} s at ${r.during.toFixed(0)} vs ${r.alone.toFixed(0)} tps`).join(', ')}; failed transactions ${failed}; pgbench invariant ${inv ? 'intact' : 'BROKEN'}; every run's tables equal to the source`,
+    },
+  };
 }
 
 await main();
