@@ -153,23 +153,29 @@ describe('ghost-row race', () => {
    * so the batch statement, its snapshot already taken, blocks there. Meanwhile the FIRST row
    * of the batch is deleted from the source; its trigger finds nothing to delete in the target.
    * Then the blocker rolls back and the batch commits the deleted row: a ghost, unless closed.
+   * In page order "first" and "last" are the heap's order: rows 7 and 40 of the first page.
    */
   async function race(
     guard: GhostGuard,
     /** Runs before the sync is removed (removing it settles the debt too). */
     inspect?: () => Promise<void>,
-  ): Promise<{ ghost: boolean; deleterBlocked: boolean }> {
-    await createAccounts(db.pool, 50);
+    { rows = 50, blockerKey = '6, 48', keyOrder = false } = {},
+  ): Promise<{ ghost: boolean; deleterBlocked: boolean; mode: BackfillMode }> {
+    await createAccounts(db.pool, rows);
     const client = await connect(`bf-${guard}`);
     await installSync(client, { change, directions: 'forward' });
     const blocker = await connect('blocker');
     const deleter = await connect('deleter');
     try {
       await blocker.query('BEGIN');
-      await blocker.query(`INSERT INTO accounts_v2 VALUES (6, 48, 'blocker', 0, '')`); // (6,48) sorts last
-      const run = runBackfill(client, change, { ghostGuard: guard, throttle: { batchSize: 100 } });
+      await blocker.query(`INSERT INTO accounts_v2 VALUES (${blockerKey}, 'blocker', 0, '')`); // last of the batch
+      const run = runBackfill(client, change, {
+        ghostGuard: guard,
+        keyOrder,
+        throttle: { batchSize: 100 },
+      });
       await waitFor(waitingOnLock(`bf-${guard}`), 'the batch to block on the uncommitted row');
-      // (0,7) sorts first in the batch.
+      // (0,7) comes first in the batch (by key), or before the blocker in the page.
       const del = deleter.query(`DELETE FROM accounts WHERE tenant = 0 AND id = 7`);
       let deleterBlocked = false;
       const done = await Promise.race([
@@ -181,47 +187,62 @@ describe('ghost-row race', () => {
         deleterBlocked = true;
       }
       await blocker.query('ROLLBACK');
-      await run;
+      const { mode } = (await run).progress;
       await del;
       const r = await db.pool.query(`SELECT 1 FROM accounts_v2 WHERE tenant = 0 AND id = 7`);
       expect(
         await db.pool.query(`SELECT 1 FROM accounts WHERE tenant = 0 AND id = 7`),
       ).toHaveProperty('rowCount', 0);
       await inspect?.();
-      return { ghost: (r.rowCount ?? 0) > 0, deleterBlocked };
+      return { ghost: (r.rowCount ?? 0) > 0, deleterBlocked, mode };
     } finally {
       await removeSync(client, { change });
       await Promise.all([client.end(), blocker.end(), deleter.end()]);
     }
   }
 
-  it('is closed by the sync debt: the delete does not wait, its miss is settled after the copy', async () => {
-    let debt: unknown[] = [];
-    let ghostAfterDrain = true;
-    const outcome = await race('debt', async () => {
-      debt = (
-        await db.pool.query(`SELECT old_key FROM cutover.sync_debt WHERE migration = $1`, [
-          change.name,
-        ])
-      ).rows;
-      // The drain that follows the last batch in backfillRun.
-      const c = await connect('drain');
-      await drainSyncDebt(c, change);
-      await c.end();
-      const r = await db.pool.query(`SELECT 1 FROM accounts_v2 WHERE tenant = 0 AND id = 7`);
-      ghostAfterDrain = (r.rowCount ?? 0) > 0;
-    });
-    // Right after the batch committed, its copy of the deleted row was there: the race is real.
-    expect(outcome).toEqual({ ghost: true, deleterBlocked: false });
-    expect(debt).toEqual([{ old_key: ['0', '7'] }]);
-    expect(ghostAfterDrain).toBe(false);
-    expect(await mappingDifferences(db.pool)).toBe(0);
-  });
+  it.each([
+    { order: 'key', keyOrder: true },
+    { order: 'page', rows: 2_000, blockerKey: '5, 40' },
+  ])(
+    'is closed by the sync debt: the delete does not wait, its miss is settled after the copy ($order order)',
+    async ({ order, ...table }) => {
+      if (order === 'page' && pageMode !== 'ctid') return;
+      let debt: unknown[] = [];
+      let ghostAfterDrain = true;
+      const outcome = await race(
+        'debt',
+        async () => {
+          debt = (
+            await db.pool.query(`SELECT old_key FROM cutover.sync_debt WHERE migration = $1`, [
+              change.name,
+            ])
+          ).rows;
+          // The drain that follows the last batch in backfillRun.
+          const c = await connect('drain');
+          await drainSyncDebt(c, change);
+          await c.end();
+          const r = await db.pool.query(`SELECT 1 FROM accounts_v2 WHERE tenant = 0 AND id = 7`);
+          ghostAfterDrain = (r.rowCount ?? 0) > 0;
+        },
+        table,
+      );
+      // Right after the batch committed, its copy of the deleted row was there: the race is real.
+      expect(outcome).toEqual({
+        ghost: true,
+        deleterBlocked: false,
+        mode: order === 'page' ? 'ctid' : 'key',
+      });
+      expect(debt).toEqual([{ old_key: ['0', '7'] }]);
+      expect(ghostAfterDrain).toBe(false);
+      expect(await mappingDifferences(db.pool)).toBe(0);
+    },
+  );
   it('is closed by locking the batch rows FOR KEY SHARE (the delete waits)', async () => {
-    expect(await race('lock')).toEqual({ ghost: false, deleterBlocked: true });
+    expect(await race('lock')).toEqual({ ghost: false, deleterBlocked: true, mode: 'key' });
   });
   it('is closed by sweeping the batch range after commit', async () => {
-    expect(await race('sweep')).toEqual({ ghost: false, deleterBlocked: false });
+    expect(await race('sweep')).toEqual({ ghost: false, deleterBlocked: false, mode: 'key' });
     expect(await mappingDifferences(db.pool)).toBe(0);
   });
 });
@@ -233,8 +254,8 @@ describe('ghost-row race after an update synced the row ahead of the copy', () =
    * delete is uncommitted, reads the row and blocks on the deleted copy; when the delete commits,
    * the batch inserts the row it read. Only copy mode records that delete as sync debt.
    */
-  async function race(copyMode: boolean) {
-    await createAccounts(db.pool, 50);
+  async function race(copyMode: boolean, rows = 50) {
+    await createAccounts(db.pool, rows);
     const client = await connect('bf-found');
     const deleter = await connect('deleter-found');
     try {
@@ -246,7 +267,10 @@ describe('ghost-row race after an update synced the row ahead of the copy', () =
       const run = runBackfill(client, change, { throttle: { batchSize: 100 } });
       await waitFor(waitingOnLock('bf-found'), 'the batch to block on the deleted copy');
       await deleter.query('COMMIT');
-      expect((await run).progress.ghostGuard).toBe('debt');
+      const { progress } = await run;
+      expect(progress.ghostGuard).toBe('debt');
+      // 50 rows are one page: too small for a TID Range Scan to beat reading the table.
+      expect(progress.mode).toBe(rows > 50 ? pageMode : 'key');
       const ghost = await db.pool.query(`SELECT 1 FROM accounts_v2 WHERE tenant = 0 AND id = 7`);
       const debt = await db.pool.query(
         `SELECT old_key FROM cutover.sync_debt WHERE migration = $1`,
@@ -266,6 +290,13 @@ describe('ghost-row race after an update synced the row ahead of the copy', () =
 
   it('in copy mode the found delete is recorded, and the drain removes the resurrected copy', async () => {
     expect(await race(true)).toEqual({
+      ghostBeforeDrain: 1,
+      debt: [{ old_key: ['0', '7'] }],
+      differing: 0,
+    });
+  });
+  it('in page order too', async () => {
+    expect(await race(true, 2_000)).toEqual({
       ghostBeforeDrain: 1,
       debt: [{ old_key: ['0', '7'] }],
       differing: 0,
