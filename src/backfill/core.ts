@@ -596,9 +596,10 @@ interface PageOutcome {
  * its row is in the new table already; a row that moves (an UPDATE) was copied by the trigger
  * at its new place, and a batch that still sees its old version yields to the trigger's row
  * exactly as in key order (a duplicate, or the trigger's upsert waits for the batch and then
- * overwrites its copy). In copy mode the trigger records
- * every DELETE and key change as sync debt, which the drain after the backfill settles, so a
- * row this batch read just before it was deleted does not survive (the 'debt' guard).
+ * overwrites its copy). In copy mode the trigger records every DELETE and key change as sync
+ * debt, which the drain after the backfill settles, so a row this batch read just before it
+ * was deleted does not survive (the 'debt' guard). Rows written past the trigger
+ * (session_replication_role = replica) can be missed here, as in key order.
  *
  * Rows the trigger wrote can be anywhere in the range, and there is no cheap probe for them as
  * in key order: the plain INSERT (the fast one) fails on such a duplicate and the batch is redone
