@@ -9,8 +9,14 @@
  *                                  otherwise a throwaway cluster is started and removed
  *
  *   BENCH_REPEAT=3                 side-by-side repetitions; each figure is the median ratio
+ *   BENCH_ONLY=backfill            only the single INSERT … SELECT vs the default backfill, in
+ *                                  page order and in key order (no other guard, verify, index
+ *                                  build or pgbench)
+ *   BENCH_ONLY=load                skip the copy section, only the pgbench load section
+ *   BENCH_RECORD=0                 print the figures, do not write bench/results/
  *
- * Measures, in one run: a single INSERT … SELECT vs the keyset backfill (rows/s and ratio);
+ * Measures, in one run: a single INSERT … SELECT vs the backfill (rows/s and ratio; the default
+ * guard in the order it takes, page order on PostgreSQL ≥ 14, and forced into key order);
  * backfill + deferred index build vs the single statement into a fully indexed table; the
  * ghost-row guards compared; verification rows/s; a pgbench TPC-B load (on its own tables) alone
  * vs while the orders table is migrated (sync trigger + backfill; unthrottled, and under the
@@ -44,6 +50,7 @@ const quick = process.env.BENCH_QUICK === '1';
 const ROWS = Number(process.env.BENCH_ROWS ?? (quick ? 200_000 : 2_000_000));
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? (quick ? 8 : 45));
 const REPEAT = Number(process.env.BENCH_REPEAT ?? (quick ? 1 : 3));
+const ONLY = process.env.BENCH_ONLY ?? '';
 const DB = 'cutover_bench';
 const figures: Record<string, Figure> = {};
 
@@ -118,7 +125,12 @@ async function main() {
     if (cluster) await cluster.stop();
   }
   console.log('\n--- summary ---\n' + lines.join('\n'));
-  const files = await recordResults('backfill', {
+  if (process.env.BENCH_RECORD === '0') {
+    console.log(JSON.stringify(figures, null, 2));
+    return;
+  }
+  // A partial run is a section of its own: it replaces its figures, not those it did not measure.
+  const files = await recordResults(ONLY ? `backfill-${ONLY}` : 'backfill', {
     postgres: pgVersion,
     rows: ROWS,
     repeat: REPEAT,
@@ -141,10 +153,12 @@ async function backfill(
   guard: GhostGuard,
   throttle: Partial<BackfillThrottle> = {},
   isCancelled?: () => boolean,
+  keyOrder = false,
 ) {
   const [res, secs] = await timed(() =>
     runBackfill(db, change, {
       ghostGuard: guard,
+      keyOrder,
       throttle: { batchSize: 10_000, ...throttle },
       estimatedTotal: ROWS,
       isCancelled,
@@ -198,8 +212,8 @@ async function bench(db: pg.Client, url: string) {
   await db.query('VACUUM ANALYZE orders');
   await db.query('SELECT count(*) FROM orders'); // warm the cache for everyone alike
 
-  if (process.env.BENCH_ONLY !== 'load') await copyBenchmarks(db, url);
-  await loadBenchmark(db, url);
+  if (ONLY !== 'load') await copyBenchmarks(db, url);
+  if (ONLY !== 'backfill') await loadBenchmark(db, url);
 }
 
 const spread = (xs: number[]) =>
@@ -208,6 +222,8 @@ const spread = (xs: number[]) =>
 async function copyBenchmarks(db: pg.Client, url: string) {
   const single: number[] = [];
   const guardRatios: Record<GhostGuard, number[]> = { debt: [], sweep: [], lock: [] };
+  const keyOrderRatios: number[] = [];
+  let mode = '';
   const deferred: number[] = [];
   const verifyRates: number[] = [];
   let peakRss = 0;
@@ -222,17 +238,31 @@ async function copyBenchmarks(db: pg.Client, url: string) {
       `single INSERT…SELECT (PK only):         ${fmt(singleRate)} rows/s  (${singleSecs.toFixed(1)} s)`,
     );
     // Sync trigger installed as in a real run (the backfill does not fire it, but it is there).
-    for (const guard of ['debt', 'sweep', 'lock'] as GhostGuard[]) {
+    // The default guard also forced into key order, to show what page order gains.
+    const runs: [GhostGuard, boolean][] = [
+      [DEFAULT_GHOST_GUARD, false],
+      [DEFAULT_GHOST_GUARD, true],
+      ...(ONLY === 'backfill'
+        ? []
+        : (['debt', 'sweep', 'lock'] as GhostGuard[])
+            .filter((g) => g !== DEFAULT_GHOST_GUARD)
+            .map((g): [GhostGuard, boolean] => [g, false])),
+    ];
+    for (const [guard, keyOrder] of runs) {
       await resetTarget(db, false);
       await installSync(db, { change, directions: 'forward' });
-      const b = await backfill(db, guard);
+      const b = await backfill(db, guard, {}, undefined, keyOrder);
       await removeSync(db, { change });
-      guardRatios[guard].push(b.rate / singleRate);
+      if (keyOrder) keyOrderRatios.push(b.rate / singleRate);
+      else guardRatios[guard].push(b.rate / singleRate);
+      if (guard === DEFAULT_GHOST_GUARD && !keyOrder) mode = b.res.progress.mode;
       peakRss = Math.max(peakRss, process.resourceUsage().maxRSS / 1024);
+      const label = `${guard}, ${b.res.progress.mode === 'ctid' ? 'page order' : 'key order'}`;
       report(
-        `backfill guard=${guard.padEnd(5)}:                ${fmt(b.rate)} rows/s  (${b.secs.toFixed(1)} s)  ratio ${(b.rate / singleRate).toFixed(2)}x`,
+        `${`backfill (${label}):`.padEnd(40)}${fmt(b.rate)} rows/s  (${b.secs.toFixed(1)} s)  ratio ${(b.rate / singleRate).toFixed(2)}x`,
       );
     }
+    if (ONLY === 'backfill') continue;
     // Verification of the copy just made (lock guard), whole table, one range.
     const [v, vSecs] = await timed(() => verifyTables(change, { client: db }));
     if (!v.ok) throw new Error('verification of the benchmark copy failed');
@@ -256,13 +286,29 @@ async function copyBenchmarks(db: pg.Client, url: string) {
     );
   }
   void url;
+  const others =
+    ONLY === 'backfill'
+      ? ''
+      : `; guard lock ${median(guardRatios.lock).toFixed(2)}x, sweep ${median(guardRatios.sweep).toFixed(2)}x`;
   figures.backfill_vs_insert_select = {
     value: median(guardRatios[DEFAULT_GHOST_GUARD]),
     unit: 'ratio',
     target: 0.9,
     runs: guardRatios[DEFAULT_GHOST_GUARD],
-    note: `backfill with the default ghost guard (${DEFAULT_GHOST_GUARD}) ÷ one INSERT … SELECT; single ${fmt(median(single))} rows/s; guard lock ${median(guardRatios.lock).toFixed(2)}x, sweep ${median(guardRatios.sweep).toFixed(2)}x`,
+    note: `backfill with the default ghost guard (${DEFAULT_GHOST_GUARD}, ${mode === 'ctid' ? 'page order' : 'key order'}) ÷ one INSERT … SELECT; single ${fmt(median(single))} rows/s; forced into key order ${median(keyOrderRatios).toFixed(2)}x${others}`,
   };
+  figures.backfill_key_order_vs_insert_select = {
+    value: median(keyOrderRatios),
+    unit: 'ratio',
+    runs: keyOrderRatios,
+    note: `backfill with the default ghost guard forced into key order (primary-key index) ÷ one INSERT … SELECT`,
+  };
+  if (ONLY === 'backfill') {
+    report(
+      `backfill (${DEFAULT_GHOST_GUARD}) ÷ INSERT…SELECT: ${figures.backfill_vs_insert_select.value!.toFixed(2)}x${spread(guardRatios[DEFAULT_GHOST_GUARD])}; key order ${figures.backfill_key_order_vs_insert_select.value!.toFixed(2)}x${spread(keyOrderRatios)}`,
+    );
+    return;
+  }
   figures.deferred_index_vs_indexed_insert = {
     value: median(deferred),
     unit: 'ratio',

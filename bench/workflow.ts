@@ -352,6 +352,7 @@ async function backfillActivity(e: Env, plan: string) {
       ? (defaultPayloadConverter.fromPayload(payload) as {
           rowsDone: number;
           lastKey: unknown;
+          pages?: { next: number } | null;
         })
       : undefined,
   };
@@ -360,8 +361,12 @@ async function backfillActivity(e: Env, plan: string) {
 const backfillDone = async (e: Env, plan: string) =>
   (await handle(e, plan).query(statusQuery)).stepsDone.includes('prepare.backfill');
 
-/** Orders keys: the checkpoint's last key (a one-column key here) as a number. */
-const keyOf = (k: unknown): number => Number(Array.isArray(k) ? k[0] : k);
+/**
+ * Orders checkpoints: the page cursor in page order, else the last key (a one-column key here)
+ * as a number.
+ */
+const positionOf = (d: { lastKey: unknown; pages?: { next: number } | null }): number =>
+  d.pages ? d.pages.next : Number(Array.isArray(d.lastKey) ? d.lastKey[0] : d.lastKey);
 
 async function recoveryRun(e: Env, rows: number) {
   const plan = 'bench_recovery';
@@ -421,9 +426,9 @@ async function recoveryRun(e: Env, rows: number) {
       50,
     );
     // Continuity: the retried attempt started from the checkpoint, not from the first key.
-    if (keyOf(resumed.details.lastKey) < keyOf(checkpoint.lastKey))
+    if (positionOf(resumed.details) < positionOf(checkpoint))
       throw new Error(
-        `the retried backfill went back: last key ${String(resumed.details.lastKey)} < checkpoint ${String(checkpoint.lastKey)}`,
+        `the retried backfill went back: at ${positionOf(resumed.details)} (${resumed.details.pages ? 'page' : 'key'}) < checkpoint ${positionOf(checkpoint)}`,
       );
     const status = await finish(e, plan, before);
     if (status.rowsCopied !== rows)

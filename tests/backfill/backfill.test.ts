@@ -26,6 +26,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import {
   BackfillDataError,
   runBackfill,
+  type BackfillMode,
   type BackfillProgress,
   type GhostGuard,
 } from '../../src/backfill/core';
@@ -33,10 +34,17 @@ import { accountsChange, createAccounts, mappingDifferences, startWorkload } fro
 
 let db: TestDatabase;
 const change = accountsChange('acct', 'bftest');
+/** The mode a whole-table backfill with the default guard takes on this server. */
+let pageMode: BackfillMode = 'key';
 
 beforeAll(async () => {
   db = await createTestDatabase('backfill');
   process.env.CUTOVER_DB_BFTEST_URL = db.url;
+  // TID Range Scans, and with them page order, since PostgreSQL 14.
+  const v = await db.pool.query<{ n: number }>(
+    `SELECT current_setting('server_version_num')::int AS n`,
+  );
+  pageMode = v.rows[0]!.n >= 140000 ? 'ctid' : 'key';
 });
 afterAll(async () => {
   await db?.drop();
@@ -64,69 +72,80 @@ const waitingOnLock = (app: string) => async () => {
   return (r.rowCount ?? 0) > 0;
 };
 
-describe.each<GhostGuard>(['debt', 'lock', 'sweep'])(
-  'backfill under concurrent writes (%s)',
-  (guard) => {
-    it('ends with both tables identical under the mapping', async () => {
-      await createAccounts(db.pool, 20_000);
-      const client = await connect();
-      await installSync(client, { change, directions: 'forward' });
-      const load = startWorkload(db.url, 4, 20_000);
-      try {
-        // Let the workload run a little before the copy starts, and throughout it.
-        await new Promise((r) => setTimeout(r, 200));
-        const result = await runBackfill(client, change, {
-          ghostGuard: guard,
-          throttle: { batchSize: 300, sleepMs: 2 },
-        });
-        expect(result.cancelled).toBe(false);
-        expect(result.progress.state).toBe('done');
-        await new Promise((r) => setTimeout(r, 200));
-      } finally {
-        const { ops, errors } = await load.stop();
-        expect(errors).toEqual([]);
-        expect(ops).toBeGreaterThan(100);
-        // As backfillRun does after its last batch: deletes that missed a row being copied.
-        await drainSyncDebt(client, change);
-        await removeSync(client, { change });
-        await client.end();
-      }
-      expect(await mappingDifferences(db.pool)).toBe(0);
-      const counts = await db.pool.query(
-        `SELECT (SELECT count(*) FROM accounts)::int AS a, (SELECT count(*) FROM accounts_v2)::int AS b`,
-      );
-      expect(counts.rows[0].a).toBe(counts.rows[0].b);
-    });
-  },
-);
-
-describe('backfill of a single-column key under concurrent writes', () => {
-  // Most tables have a one-column key: inserts of new keys, updates and key changes write target
-  // rows ahead of the cursor, and deletes miss rows a batch is copying, with the default guard.
-  const single = accountsChange('acct1', 'bftest', true);
-  it('ends with both tables identical, with batches of every size', async () => {
-    await createAccounts(db.pool, 30_000, { singleKey: true });
+describe.each<{ guard: GhostGuard; keyOrder?: boolean }>([
+  { guard: 'debt' },
+  { guard: 'debt', keyOrder: true },
+  { guard: 'lock' },
+  { guard: 'sweep' },
+])('backfill under concurrent writes (%o)', ({ guard, keyOrder = false }) => {
+  it('ends with both tables identical under the mapping', async () => {
+    await createAccounts(db.pool, 20_000);
     const client = await connect();
-    await installSync(client, { change: single, directions: 'forward' });
-    const load = startWorkload(db.url, 4, 30_000);
+    await installSync(client, { change, directions: 'forward' });
+    const load = startWorkload(db.url, 4, 20_000);
     try {
-      await new Promise((r) => setTimeout(r, 300));
-      const result = await runBackfill(client, single, {
-        throttle: { batchSize: 400, sleepMs: 2 },
+      // Let the workload run a little before the copy starts, and throughout it.
+      await new Promise((r) => setTimeout(r, 200));
+      const result = await runBackfill(client, change, {
+        ghostGuard: guard,
+        keyOrder,
+        throttle: { batchSize: 300, sleepMs: 2 },
       });
+      expect(result.cancelled).toBe(false);
       expect(result.progress.state).toBe('done');
-      expect(result.progress.ghostGuard).toBe('debt');
+      // Page order only for the default guard (and a server with TID Range Scans).
+      expect(result.progress.mode).toBe(guard === 'debt' && !keyOrder ? pageMode : 'key');
+      expect(result.progress.batches).toBeGreaterThan(20);
+      await new Promise((r) => setTimeout(r, 200));
     } finally {
       const { ops, errors } = await load.stop();
       expect(errors).toEqual([]);
       expect(ops).toBeGreaterThan(100);
-      await drainSyncDebt(client, single);
-      await removeSync(client, { change: single });
+      // As backfillRun does after its last batch: deletes that missed a row being copied.
+      await drainSyncDebt(client, change);
+      await removeSync(client, { change });
       await client.end();
     }
     expect(await mappingDifferences(db.pool)).toBe(0);
+    const counts = await db.pool.query(
+      `SELECT (SELECT count(*) FROM accounts)::int AS a, (SELECT count(*) FROM accounts_v2)::int AS b`,
+    );
+    expect(counts.rows[0].a).toBe(counts.rows[0].b);
   });
 });
+
+describe.each([false, true])(
+  'backfill of a single-column key under concurrent writes (key order forced: %s)',
+  (keyOrder) => {
+    // Most tables have a one-column key: inserts of new keys, updates and key changes write target
+    // rows ahead of the cursor, and deletes miss rows a batch is copying, with the default guard.
+    const single = accountsChange('acct1', 'bftest', true);
+    it('ends with both tables identical, with batches of every size', async () => {
+      await createAccounts(db.pool, 30_000, { singleKey: true });
+      const client = await connect();
+      await installSync(client, { change: single, directions: 'forward' });
+      const load = startWorkload(db.url, 4, 30_000);
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        const result = await runBackfill(client, single, {
+          keyOrder,
+          throttle: { batchSize: 400, sleepMs: 2 },
+        });
+        expect(result.progress.state).toBe('done');
+        expect(result.progress.ghostGuard).toBe('debt');
+        expect(result.progress.mode).toBe(keyOrder ? 'key' : pageMode);
+      } finally {
+        const { ops, errors } = await load.stop();
+        expect(errors).toEqual([]);
+        expect(ops).toBeGreaterThan(100);
+        await drainSyncDebt(client, single);
+        await removeSync(client, { change: single });
+        await client.end();
+      }
+      expect(await mappingDifferences(db.pool)).toBe(0);
+    });
+  },
+);
 
 describe('ghost-row race', () => {
   /**
@@ -134,23 +153,29 @@ describe('ghost-row race', () => {
    * so the batch statement, its snapshot already taken, blocks there. Meanwhile the FIRST row
    * of the batch is deleted from the source; its trigger finds nothing to delete in the target.
    * Then the blocker rolls back and the batch commits the deleted row: a ghost, unless closed.
+   * In page order "first" and "last" are the heap's order: rows 7 and 40 of the first page.
    */
   async function race(
     guard: GhostGuard,
     /** Runs before the sync is removed (removing it settles the debt too). */
     inspect?: () => Promise<void>,
-  ): Promise<{ ghost: boolean; deleterBlocked: boolean }> {
-    await createAccounts(db.pool, 50);
+    { rows = 50, blockerKey = '6, 48', keyOrder = false } = {},
+  ): Promise<{ ghost: boolean; deleterBlocked: boolean; mode: BackfillMode }> {
+    await createAccounts(db.pool, rows);
     const client = await connect(`bf-${guard}`);
     await installSync(client, { change, directions: 'forward' });
     const blocker = await connect('blocker');
     const deleter = await connect('deleter');
     try {
       await blocker.query('BEGIN');
-      await blocker.query(`INSERT INTO accounts_v2 VALUES (6, 48, 'blocker', 0, '')`); // (6,48) sorts last
-      const run = runBackfill(client, change, { ghostGuard: guard, throttle: { batchSize: 100 } });
+      await blocker.query(`INSERT INTO accounts_v2 VALUES (${blockerKey}, 'blocker', 0, '')`); // last of the batch
+      const run = runBackfill(client, change, {
+        ghostGuard: guard,
+        keyOrder,
+        throttle: { batchSize: 100 },
+      });
       await waitFor(waitingOnLock(`bf-${guard}`), 'the batch to block on the uncommitted row');
-      // (0,7) sorts first in the batch.
+      // (0,7) comes first in the batch (by key), or before the blocker in the page.
       const del = deleter.query(`DELETE FROM accounts WHERE tenant = 0 AND id = 7`);
       let deleterBlocked = false;
       const done = await Promise.race([
@@ -162,47 +187,62 @@ describe('ghost-row race', () => {
         deleterBlocked = true;
       }
       await blocker.query('ROLLBACK');
-      await run;
+      const { mode } = (await run).progress;
       await del;
       const r = await db.pool.query(`SELECT 1 FROM accounts_v2 WHERE tenant = 0 AND id = 7`);
       expect(
         await db.pool.query(`SELECT 1 FROM accounts WHERE tenant = 0 AND id = 7`),
       ).toHaveProperty('rowCount', 0);
       await inspect?.();
-      return { ghost: (r.rowCount ?? 0) > 0, deleterBlocked };
+      return { ghost: (r.rowCount ?? 0) > 0, deleterBlocked, mode };
     } finally {
       await removeSync(client, { change });
       await Promise.all([client.end(), blocker.end(), deleter.end()]);
     }
   }
 
-  it('is closed by the sync debt: the delete does not wait, its miss is settled after the copy', async () => {
-    let debt: unknown[] = [];
-    let ghostAfterDrain = true;
-    const outcome = await race('debt', async () => {
-      debt = (
-        await db.pool.query(`SELECT old_key FROM cutover.sync_debt WHERE migration = $1`, [
-          change.name,
-        ])
-      ).rows;
-      // The drain that follows the last batch in backfillRun.
-      const c = await connect('drain');
-      await drainSyncDebt(c, change);
-      await c.end();
-      const r = await db.pool.query(`SELECT 1 FROM accounts_v2 WHERE tenant = 0 AND id = 7`);
-      ghostAfterDrain = (r.rowCount ?? 0) > 0;
-    });
-    // Right after the batch committed, its copy of the deleted row was there: the race is real.
-    expect(outcome).toEqual({ ghost: true, deleterBlocked: false });
-    expect(debt).toEqual([{ old_key: ['0', '7'] }]);
-    expect(ghostAfterDrain).toBe(false);
-    expect(await mappingDifferences(db.pool)).toBe(0);
-  });
+  it.each([
+    { order: 'key', keyOrder: true },
+    { order: 'page', rows: 2_000, blockerKey: '5, 40' },
+  ])(
+    'is closed by the sync debt: the delete does not wait, its miss is settled after the copy ($order order)',
+    async ({ order, ...table }) => {
+      if (order === 'page' && pageMode !== 'ctid') return;
+      let debt: unknown[] = [];
+      let ghostAfterDrain = true;
+      const outcome = await race(
+        'debt',
+        async () => {
+          debt = (
+            await db.pool.query(`SELECT old_key FROM cutover.sync_debt WHERE migration = $1`, [
+              change.name,
+            ])
+          ).rows;
+          // The drain that follows the last batch in backfillRun.
+          const c = await connect('drain');
+          await drainSyncDebt(c, change);
+          await c.end();
+          const r = await db.pool.query(`SELECT 1 FROM accounts_v2 WHERE tenant = 0 AND id = 7`);
+          ghostAfterDrain = (r.rowCount ?? 0) > 0;
+        },
+        table,
+      );
+      // Right after the batch committed, its copy of the deleted row was there: the race is real.
+      expect(outcome).toEqual({
+        ghost: true,
+        deleterBlocked: false,
+        mode: order === 'page' ? 'ctid' : 'key',
+      });
+      expect(debt).toEqual([{ old_key: ['0', '7'] }]);
+      expect(ghostAfterDrain).toBe(false);
+      expect(await mappingDifferences(db.pool)).toBe(0);
+    },
+  );
   it('is closed by locking the batch rows FOR KEY SHARE (the delete waits)', async () => {
-    expect(await race('lock')).toEqual({ ghost: false, deleterBlocked: true });
+    expect(await race('lock')).toEqual({ ghost: false, deleterBlocked: true, mode: 'key' });
   });
   it('is closed by sweeping the batch range after commit', async () => {
-    expect(await race('sweep')).toEqual({ ghost: false, deleterBlocked: false });
+    expect(await race('sweep')).toEqual({ ghost: false, deleterBlocked: false, mode: 'key' });
     expect(await mappingDifferences(db.pool)).toBe(0);
   });
 });
@@ -214,8 +254,8 @@ describe('ghost-row race after an update synced the row ahead of the copy', () =
    * delete is uncommitted, reads the row and blocks on the deleted copy; when the delete commits,
    * the batch inserts the row it read. Only copy mode records that delete as sync debt.
    */
-  async function race(copyMode: boolean) {
-    await createAccounts(db.pool, 50);
+  async function race(copyMode: boolean, rows = 50) {
+    await createAccounts(db.pool, rows);
     const client = await connect('bf-found');
     const deleter = await connect('deleter-found');
     try {
@@ -227,7 +267,10 @@ describe('ghost-row race after an update synced the row ahead of the copy', () =
       const run = runBackfill(client, change, { throttle: { batchSize: 100 } });
       await waitFor(waitingOnLock('bf-found'), 'the batch to block on the deleted copy');
       await deleter.query('COMMIT');
-      expect((await run).progress.ghostGuard).toBe('debt');
+      const { progress } = await run;
+      expect(progress.ghostGuard).toBe('debt');
+      // 50 rows are one page: too small for a TID Range Scan to beat reading the table.
+      expect(progress.mode).toBe(rows > 50 ? pageMode : 'key');
       const ghost = await db.pool.query(`SELECT 1 FROM accounts_v2 WHERE tenant = 0 AND id = 7`);
       const debt = await db.pool.query(
         `SELECT old_key FROM cutover.sync_debt WHERE migration = $1`,
@@ -247,6 +290,13 @@ describe('ghost-row race after an update synced the row ahead of the copy', () =
 
   it('in copy mode the found delete is recorded, and the drain removes the resurrected copy', async () => {
     expect(await race(true)).toEqual({
+      ghostBeforeDrain: 1,
+      debt: [{ old_key: ['0', '7'] }],
+      differing: 0,
+    });
+  });
+  it('in page order too', async () => {
+    expect(await race(true, 2_000)).toEqual({
       ghostBeforeDrain: 1,
       debt: [{ old_key: ['0', '7'] }],
       differing: 0,
@@ -501,7 +551,7 @@ describe('throttle, pause and cancellation', () => {
   });
 });
 
-describe('a row the new table refuses', () => {
+describe.each([false, true])('a row the new table refuses (key order forced: %s)', (keyOrder) => {
   it('stops the backfill at once, naming the row; the activity fails without retry', async () => {
     await createAccounts(db.pool, 3_000);
     // The new table is narrower than a value one row holds: 22001 on that row only.
@@ -510,10 +560,15 @@ describe('a row the new table refuses', () => {
       UPDATE accounts SET name = 'a much longer name' WHERE tenant = 2 AND id = 1724`);
     const c = await connect();
     let batches = 0;
+    let last: BackfillProgress | undefined;
     try {
       const err = await runBackfill(c, change, {
+        keyOrder,
         throttle: { batchSize: 500 },
-        onProgress: () => void batches++,
+        onProgress: (p) => {
+          batches++;
+          last = p;
+        },
       }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(BackfillDataError);
       expect((err as BackfillDataError).key).toEqual(['2', '1724']);
@@ -527,18 +582,141 @@ describe('a row the new table refuses', () => {
       `SELECT count(*) AS n, count(*) FILTER (WHERE tenant = 2 AND id = 1724) AS bad FROM accounts_v2`,
     );
     expect(Number(copied.rows[0]!.bad)).toBe(0);
-    expect(Number(copied.rows[0]!.n) % 500).toBe(0);
-    expect(Number(copied.rows[0]!.n)).toBe(batches * 500);
+    expect(last!.mode).toBe(keyOrder ? 'key' : pageMode);
+    expect(batches).toBeGreaterThan(0);
+    expect(Number(copied.rows[0]!.n)).toBe(last!.rowsInserted);
+    // Key order: batches of exactly 500 rows; page order: pages for about 500 rows each.
+    if (last!.mode === 'key') expect(Number(copied.rows[0]!.n)).toBe(batches * 500);
+    else expect(Number(copied.rows[0]!.n) / batches).toBeGreaterThan(250);
 
     // Through the activity: a non-retryable DataError with the key, whatever the attempt.
     await db.pool.query('TRUNCATE accounts_v2');
     const env = new MockActivityEnvironment();
-    const failure = await env.run(backfillRun, { change }).catch((e: unknown) => e);
+    // No sync here, so the activity would lock rows (key order) unless told the default guard.
+    const failure = await env
+      .run(backfillRun, { change, ...(keyOrder ? {} : { ghostGuard: 'debt' as const }) })
+      .catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect((failure as ApplicationFailure).nonRetryable).toBe(true);
     expect((failure as ApplicationFailure).type).toBe('DataError');
     expect((failure as ApplicationFailure).message).toMatch(
       /cannot copy row \(tenant, id\)=\(2, 1724\) of public\.accounts: value too long for type character varying\(10\) \(SQLSTATE 22001\)/,
     );
+  });
+});
+
+describe('page order (ctid ranges)', () => {
+  const onlyWithTidRanges = () => pageMode === 'ctid';
+
+  it('resumes from its page after an interruption; the figures go on; a batch copied twice inserts nothing twice', async (t) => {
+    if (!onlyWithTidRanges()) t.skip();
+    await createAccounts(db.pool, 12_000);
+    const c = await connect();
+    const seen: BackfillProgress[] = [];
+    try {
+      const first = await runBackfill(c, change, {
+        throttle: { batchSize: 500 },
+        isCancelled: () => seen.length >= 8,
+        onProgress: (p) => void seen.push(p),
+      });
+      expect(first.cancelled).toBe(true);
+      expect(first.progress.mode).toBe('ctid');
+      expect(first.progress.lastKey).toBeNull();
+      // As if the process died after the 8th batch committed, before its checkpoint was saved:
+      // the checkpoint is the 7th batch's, through JSON as a heartbeat stores it.
+      const checkpoint = JSON.parse(JSON.stringify(seen[6]!)) as BackfillProgress;
+      expect(checkpoint.pages!.next).toBeGreaterThan(0);
+      expect(checkpoint.pages!.next).toBeLessThan(checkpoint.pages!.end);
+      const copiedTwice = seen[7]!.rowsDone - checkpoint.rowsDone;
+      const froms: number[] = [];
+      const second = await runBackfill(c, change, {
+        resumeFrom: checkpoint,
+        throttle: { batchSize: 2_000 },
+        hooks: { beforeCommit: async (b) => void froms.push(b.pages!.from) },
+      });
+      const end = second.progress;
+      expect(end.state).toBe('done');
+      expect(end.mode).toBe('ctid');
+      expect(froms[0]).toBe(checkpoint.pages!.next);
+      expect(end.pages).toMatchObject({ next: checkpoint.pages!.end, restarts: 0 });
+      expect(end.rowsDone).toBe(12_000);
+      expect(end.rowsInserted).toBe(12_000 - copiedTwice);
+      expect(end.batches).toBeGreaterThan(checkpoint.batches);
+      expect(end.percent).toBe(100);
+      expect(await mappingDifferences(db.pool)).toBe(0);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('starts over from page 0 when VACUUM FULL rewrites the table mid-way, and misses no row', async (t) => {
+    if (!onlyWithTidRanges()) t.skip();
+    await createAccounts(db.pool, 20_000);
+    // Holes in the first pages, so the rewrite moves later rows down into pages already copied.
+    await db.pool.query(`DELETE FROM accounts WHERE id % 3 = 0 AND id < 15000`);
+    const moved = `SELECT ctid::text AS t FROM accounts WHERE tenant = 6 AND id = 19998`;
+    const before = (await db.pool.query(moved)).rows[0].t;
+    const c = await connect('bf-rewrite');
+    const vacuum = await connect('rewriter');
+    let vacuumed: Promise<unknown> | undefined;
+    try {
+      let batches = 0;
+      const result = await runBackfill(c, change, {
+        throttle: { batchSize: 1_000 },
+        hooks: {
+          beforeCommit: async () => {
+            if (++batches !== 4) return;
+            // Queued behind this batch's ACCESS SHARE lock; it runs as soon as the batch commits
+            // and the next batch waits for it.
+            vacuumed = vacuum.query('VACUUM FULL accounts');
+            await waitFor(waitingOnLock('rewriter'), 'VACUUM FULL to wait for the batch');
+          },
+        },
+      });
+      await vacuumed;
+      expect(result.progress.mode).toBe('ctid');
+      expect(result.progress.pages!.restarts).toBe(1);
+      expect(result.progress.pages!.next).toBe(result.progress.pages!.end);
+      expect((await db.pool.query(moved)).rows[0].t).not.toBe(before);
+      expect(await mappingDifferences(db.pool)).toBe(0);
+    } finally {
+      await Promise.all([c.end(), vacuum.end()]);
+    }
+  });
+
+  it('a key range and a checkpoint of an older version read in key order', async () => {
+    await createAccounts(db.pool, 6_000);
+    const c = await connect();
+    try {
+      const part = await runBackfill(c, change, {
+        range: { after: null, upTo: '3' },
+        throttle: { batchSize: 500 },
+      });
+      expect(part.progress.mode).toBe('key');
+      expect(part.progress.pages).toBeNull();
+      expect(part.progress.lastKey).not.toBeNull();
+      await db.pool.query('TRUNCATE accounts_v2');
+      // A checkpoint as versions before page order wrote it: lastKey and counts only.
+      const stopAt = { n: 0 };
+      const first = await runBackfill(c, change, {
+        keyOrder: true,
+        throttle: { batchSize: 500 },
+        isCancelled: () => stopAt.n >= 4,
+        onProgress: () => void stopAt.n++,
+      });
+      const { lastKey, rowsDone, batches, rowsInserted } = first.progress;
+      expect(rowsDone).toBe(2_000);
+      const resumed = await runBackfill(c, change, {
+        resumeFrom: { lastKey, rowsDone, batches, rowsInserted },
+        throttle: { batchSize: 500 },
+      });
+      expect(resumed.progress.mode).toBe('key');
+      expect(resumed.progress.rowsDone).toBe(6_000);
+      expect(resumed.progress.rowsInserted).toBe(6_000);
+      expect(resumed.progress.batches).toBe(12);
+      expect(await mappingDifferences(db.pool)).toBe(0);
+    } finally {
+      await c.end();
+    }
   });
 });

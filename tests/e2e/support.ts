@@ -234,6 +234,8 @@ export async function backfillActivity(e2e: E2E, plan: string) {
           rowsInserted: number;
           batches: number;
           lastKey: unknown;
+          mode?: 'key' | 'ctid';
+          pages?: { next: number; end: number } | null;
           updatedAt: string;
         })
       : undefined,

@@ -110,6 +110,11 @@ shift:
     expect(checkpoint.rowsInserted).toBeGreaterThanOrEqual(12_000);
     expect(resumed.details!.rowsInserted).toBeGreaterThanOrEqual(checkpoint.rowsInserted);
     expect(resumed.details!.batches).toBeGreaterThanOrEqual(checkpoint.batches);
+    // The whole-table copy reads in page order; the retry went on from the checkpoint's page.
+    expect(checkpoint.mode).toBe('ctid');
+    expect(resumed.details!.mode).toBe('ctid');
+    expect(resumed.details!.pages!.next).toBeGreaterThanOrEqual(checkpoint.pages!.next);
+    expect(checkpoint.pages!.next).toBeLessThan(checkpoint.pages!.end);
 
     // `cutover status --json` shows the same retried activity and its progress.
     const statusJson = await e2e.cli(['status', PLAN, '--json']);

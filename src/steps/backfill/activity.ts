@@ -1,5 +1,5 @@
 /**
- * The backfill as Temporal activities. backfillRun runs the whole keyset loop itself (the
+ * The backfill as Temporal activities. backfillRun runs the whole batch loop itself (the
  * workflow history sees one activity, whatever the row count), heartbeats its checkpoint and
  * progress, resumes from the last heartbeat after a retry, and reads its throttle from
  * cutover.backfill_control, which the workflow changes through backfillControl.
@@ -74,7 +74,8 @@ export function checkpointFromHeartbeat(
 
 /**
  * Copies the source into the target. Heartbeat details: BackfillProgress (checkpoint fields
- * lastKey / rowsDone / batches / sweepPending, plus rate, ETA and throttle state). Throws the
+ * mode / pages (page order) or lastKey (key order) / rowsDone / batches / sweepPending, plus
+ * rate, ETA and throttle state). Throws the
  * activity's CancelledFailure when cancelled, after the current batch has committed.
  */
 export async function backfillRun(input: BackfillInput): Promise<BackfillProgress> {
