@@ -4,7 +4,6 @@
  *   BENCH_ROWS=2000000 (default)   rows in the source table
  *   BENCH_QUICK=1                  200k rows, short pgbench phases
  *   BENCH_PGBENCH_SECONDS=45       length of each pgbench phase (after a 3 s warm-up)
- *   BENCH_ONLY=load                only the pgbench section
  *   DATABASE_URL=...               use that server (a database named cutover_bench is created);
  *                                  otherwise a throwaway cluster is started and removed
  *
@@ -22,7 +21,8 @@
  * vs while the orders table is migrated (sync trigger + backfill; unthrottled, and under the
  * default load budget), with pgbench's failed transactions and its balance invariant checked, and
  * the copy compared row for row.
- * The workflow figures (history size, worker memory, recovery) are bench/workflow.ts's.
+ * The workflow figures (history size, worker memory, recovery, TPC-B during whole runs) are
+ * bench/workflow.ts's.
  *
  * Writes bench/results/<date>.json and .md (see bench/results.ts): the figures of this section
  * are merged into the day's file, so other benchmark sections can add theirs.
