@@ -6,7 +6,8 @@ import type { StepSpec } from '../types';
 
 export const spec: StepSpec<ResolvedStepOf<'backfill'>> & { splitOptions: ActivityOptions } = {
   fields: '—',
-  summary: 'copies rows in keyset batches, resumable; settings from `backfill:`',
+  summary:
+    'copies rows in batches (heap page ranges, or keyset ranges where page order does not apply), resumable; settings from `backfill:`',
   undo: {
     kind: 'undo',
     text: 'forgets its throttle settings (the copied rows go with the new table)',
