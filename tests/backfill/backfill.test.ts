@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import pg from 'pg';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -203,11 +203,11 @@ describe('ghost-row race', () => {
 
   it.each([
     { order: 'key', keyOrder: true },
-    { order: 'page', rows: 2_000, blockerKey: '5, 40' },
+    // The page-order interleaving (the blocker's row in a later page) needs page order: from 14.
+    ...(inject('pgMajor') >= 14 ? [{ order: 'page', rows: 2_000, blockerKey: '5, 40' }] : []),
   ])(
     'is closed by the sync debt: the delete does not wait, its miss is settled after the copy ($order order)',
     async ({ order, ...table }) => {
-      if (order === 'page' && pageMode !== 'ctid') return;
       let debt: unknown[] = [];
       let ghostAfterDrain = true;
       const outcome = await race(
@@ -605,11 +605,10 @@ describe.each([false, true])('a row the new table refuses (key order forced: %s)
   });
 });
 
+// On PostgreSQL 13 (no TID Range Scan) the same cases run in key order, which a rewrite cannot
+// confuse: the outcome asserted is the same, the cursor is the last key instead of a page.
 describe('page order (ctid ranges)', () => {
-  const onlyWithTidRanges = () => pageMode === 'ctid';
-
-  it('resumes from its page after an interruption; the figures go on; a batch copied twice inserts nothing twice', async (t) => {
-    if (!onlyWithTidRanges()) t.skip();
+  it('resumes from its page after an interruption; the figures go on; a batch copied twice inserts nothing twice', async () => {
     await createAccounts(db.pool, 12_000);
     const c = await connect();
     const seen: BackfillProgress[] = [];
@@ -620,25 +619,37 @@ describe('page order (ctid ranges)', () => {
         onProgress: (p) => void seen.push(p),
       });
       expect(first.cancelled).toBe(true);
-      expect(first.progress.mode).toBe('ctid');
-      expect(first.progress.lastKey).toBeNull();
+      expect(first.progress.mode).toBe(pageMode);
       // As if the process died after the 8th batch committed, before its checkpoint was saved:
       // the checkpoint is the 7th batch's, through JSON as a heartbeat stores it.
       const checkpoint = JSON.parse(JSON.stringify(seen[6]!)) as BackfillProgress;
-      expect(checkpoint.pages!.next).toBeGreaterThan(0);
-      expect(checkpoint.pages!.next).toBeLessThan(checkpoint.pages!.end);
+      if (pageMode === 'ctid') {
+        expect(first.progress.lastKey).toBeNull();
+        expect(checkpoint.pages!.next).toBeGreaterThan(0);
+        expect(checkpoint.pages!.next).toBeLessThan(checkpoint.pages!.end);
+      } else {
+        expect(checkpoint.pages).toBeNull();
+        expect(checkpoint.lastKey).not.toBeNull();
+      }
       const copiedTwice = seen[7]!.rowsDone - checkpoint.rowsDone;
-      const froms: number[] = [];
+      const starts: unknown[] = [];
       const second = await runBackfill(c, change, {
         resumeFrom: checkpoint,
         throttle: { batchSize: 2_000 },
-        hooks: { beforeCommit: async (b) => void froms.push(b.pages!.from) },
+        hooks: { beforeCommit: async (b) => void starts.push(b.pages?.from ?? b.lastKey) },
       });
       const end = second.progress;
       expect(end.state).toBe('done');
-      expect(end.mode).toBe('ctid');
-      expect(froms[0]).toBe(checkpoint.pages!.next);
-      expect(end.pages).toMatchObject({ next: checkpoint.pages!.end, restarts: 0 });
+      expect(end.mode).toBe(pageMode);
+      if (pageMode === 'ctid') {
+        expect(starts[0]).toBe(checkpoint.pages!.next);
+        expect(end.pages).toMatchObject({ next: checkpoint.pages!.end, restarts: 0 });
+      } else {
+        // Key order resumes after the checkpoint's key: its first batch ends further on.
+        const [tenant, id] = (starts[0] as string[]).map(Number);
+        const [ct, ci] = checkpoint.lastKey!.map(Number);
+        expect(tenant! > ct! || (tenant === ct && id! > ci!)).toBe(true);
+      }
       expect(end.rowsDone).toBe(12_000);
       expect(end.rowsInserted).toBe(12_000 - copiedTwice);
       expect(end.batches).toBeGreaterThan(checkpoint.batches);
@@ -649,8 +660,7 @@ describe('page order (ctid ranges)', () => {
     }
   });
 
-  it('starts over from page 0 when VACUUM FULL rewrites the table mid-way, and misses no row', async (t) => {
-    if (!onlyWithTidRanges()) t.skip();
+  it('starts over from page 0 when VACUUM FULL rewrites the table mid-way, and misses no row', async () => {
     await createAccounts(db.pool, 20_000);
     // Holes in the first pages, so the rewrite moves later rows down into pages already copied.
     await db.pool.query(`DELETE FROM accounts WHERE id % 3 = 0 AND id < 15000`);
@@ -674,9 +684,11 @@ describe('page order (ctid ranges)', () => {
         },
       });
       await vacuumed;
-      expect(result.progress.mode).toBe('ctid');
-      expect(result.progress.pages!.restarts).toBe(1);
-      expect(result.progress.pages!.next).toBe(result.progress.pages!.end);
+      expect(result.progress.mode).toBe(pageMode);
+      if (pageMode === 'ctid') {
+        expect(result.progress.pages!.restarts).toBe(1);
+        expect(result.progress.pages!.next).toBe(result.progress.pages!.end);
+      }
       expect((await db.pool.query(moved)).rows[0].t).not.toBe(before);
       expect(await mappingDifferences(db.pool)).toBe(0);
     } finally {
