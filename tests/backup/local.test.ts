@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  PG_DUMP_NICENESS,
   backupRun,
   backupUndo,
   backupValidate,
@@ -42,7 +44,51 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+/** Niceness of a running pg_dump child of this process (from /proc/<pid>/stat), if any. */
+function pgDumpNiceness(): number | undefined {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    // Fields after the command: state, ppid, … nice is field 19 of stat(5), index 16 here.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (comm === 'pg_dump' && Number(rest[1]) === process.pid) return Number(rest[16]);
+  }
+  return undefined;
+}
+
 describe('backup to a local directory', () => {
+  it("runs pg_dump at a lower CPU priority: its compression is the worker host's work, not the server's", async () => {
+    // Hold the table so pg_dump waits for its lock, alive, while we look at it.
+    const locker = await source.pool.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE');
+    // Its own directory: the other tests count the backups in theirs.
+    const own = await mkdtemp(join(tmpdir(), 'cutover-backups-nice-'));
+    const run = backupRun(
+      { connection: 'default', tables: ['accounts'], label: 'nice' },
+      { env: { ...env, CUTOVER_BACKUP_DIR: own } },
+    );
+    let nice: number | undefined;
+    try {
+      for (let i = 0; i < 400 && nice === undefined; i++) {
+        nice = pgDumpNiceness();
+        if (nice === undefined) await sleep(25);
+      }
+    } finally {
+      await locker.query('ROLLBACK');
+      locker.release();
+    }
+    const summary = await run.finally(() => rm(own, { recursive: true, force: true }));
+    expect(nice).toBe(PG_DUMP_NICENESS);
+    expect(summary.tables).toEqual(['public.accounts']);
+    expect(PG_DUMP_NICENESS).toBeGreaterThan(0);
+  });
+
   it('dumps, lists with a manifest, and restores the same data into a fresh database', async () => {
     const before = {
       accounts: await tableDigest(source.pool, 'accounts'),
