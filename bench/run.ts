@@ -43,6 +43,7 @@ import { installSync, removeSync } from '../src/steps/sync/triggers';
 import { verifyTables } from '../src/steps/verify/tables';
 import { resolveLoadBudget } from '../src/backfill/load-budget';
 import { median, recordResults, type Figure } from './results';
+import { settle } from './settle';
 import type { ResolvedChange } from '../src/plan/types';
 
 const run = promisify(execFile);
@@ -332,25 +333,6 @@ async function copyBenchmarks(db: pg.Client, url: string) {
   report(
     `backfill (${DEFAULT_GHOST_GUARD}) ÷ INSERT…SELECT: ${figures.backfill_vs_insert_select.value!.toFixed(2)}x${spread(guardRatios[DEFAULT_GHOST_GUARD])}; deferred index ${figures.deferred_index_vs_indexed_insert.value!.toFixed(2)}x${spread(deferred)}`,
   );
-}
-
-/**
- * Lets the writes of the phase before finish before the next phase is measured: an unthrottled
- * copy leaves gigabytes of dirty pages and WAL whose checkpoint and write-back otherwise land in
- * the next phase (measured: TPC-B at 0.67× of alone during a budget phase whose governor saw no
- * slowdown against its own baselines, taken in the same write-back).
- */
-async function settle(db: pg.Client) {
-  await db.query('CHECKPOINT');
-  await run('sync', []);
-  for (let i = 0; i < 120; i++) {
-    const r = await db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'`,
-    );
-    if (!r.rows[0]!.n) break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  await new Promise((r) => setTimeout(r, 2000));
 }
 
 async function loadBenchmark(db: pg.Client, url: string) {

@@ -50,6 +50,7 @@ import type { blueGreen } from '../workflows/blue-green';
 import { clientTool } from '../src/db/pg-installs';
 import { readServerVersion } from '../src/db/server-version';
 import { median, recordResults, type Figure } from './results';
+import { settle } from './settle';
 
 const quick = process.env.BENCH_QUICK === '1';
 const SIZES = (process.env.BENCH_WORKFLOW_ROWS ?? (quick ? '100000,500000' : '100000,2000000'))
@@ -618,20 +619,6 @@ async function tpcbUntil(e: Env, done: () => boolean): Promise<number> {
   return failed;
 }
 
-/** Checkpoint, kernel write-back, autovacuum done: the next phase starts without the last's writes. */
-async function settle(e: Env) {
-  await e.db.query('CHECKPOINT');
-  await execFileAsync('sync', []);
-  for (let i = 0; i < 120; i++) {
-    const r = await e.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'`,
-    );
-    if (!r.rows[0]!.n) break;
-    await sleep(500);
-  }
-  await sleep(2000);
-}
-
 /** TPC-B committed per second between two counts of pgbench_history. */
 async function tpcbRate(e: Env, during: () => Promise<void>) {
   const [n0, t0] = [await historyRows(e), performance.now()];
@@ -649,7 +636,7 @@ async function loadRun(e: Env, rows: number, rep: number) {
   try {
     // The seed's and pgbench -i's writes, checkpointed and written back before anything is
     // measured (measured without: "alone" fell from 1,363 to 929 tps over three repetitions).
-    await settle(e);
+    await settle(e.db);
     let stop = false;
     let app = tpcbUntil(e, () => stop);
     // Warmed up, then alone for LOAD_ALONE_SECONDS.
@@ -657,7 +644,7 @@ async function loadRun(e: Env, rows: number, rep: number) {
     const alone = await tpcbRate(e, () => sleep(LOAD_ALONE_SECONDS * 1000));
     stop = true;
     let failed = await app;
-    await settle(e);
+    await settle(e.db);
     stop = false;
     app = tpcbUntil(e, () => stop);
     await sleep(5_000);
