@@ -44,7 +44,10 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** Niceness of a running pg_dump child of this process (from /proc/<pid>/stat), if any. */
+/**
+ * Niceness of a running dump (a pg_dump child of this process with --format=custom; a
+ * `pg_dump --version` run to pick the binary is not one) from /proc/<pid>/stat, if any.
+ */
 function pgDumpNiceness(): number | undefined {
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     let stat: string;
@@ -56,7 +59,14 @@ function pgDumpNiceness(): number | undefined {
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     // Fields after the command: state, ppid, … nice is field 19 of stat(5), index 16 here.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (comm === 'pg_dump' && Number(rest[1]) === process.pid) return Number(rest[16]);
+    if (comm !== 'pg_dump' || Number(rest[1]) !== process.pid) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (cmdline.split('\0').includes('--format=custom')) return Number(rest[16]);
   }
   return undefined;
 }
