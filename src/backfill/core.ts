@@ -254,6 +254,14 @@ class BatchSql {
     this.conflict = change.targetKey.map(quoteIdent).join(', ');
   }
 
+  /** Copies the source rows matching `where` (a filter, optionally with a locking clause). */
+  insertWhere(where: string, onConflict: boolean): string {
+    return `INSERT INTO ${this.dst} (${this.insertCols})
+      SELECT ${this.insertExprs} FROM (SELECT * FROM ${this.src} WHERE ${where}) AS s${
+        onConflict ? ` ON CONFLICT (${this.conflict}) DO NOTHING` : ''
+      }`;
+  }
+
   /** `(k1, k2) > ($n::t1, $n+1::t2)` with params appended to `params`. */
   keyCompare(op: '>' | '<=', keyValues: string[], params: unknown[], prefix = ''): string {
     const placeholders = this.key.map((k, i) => {
@@ -449,15 +457,10 @@ async function copyBatch(
     sql.keyCompare('<=', hi, p2),
     ...sql.rangeFilter(range, p2),
   ];
-  const base = `INSERT INTO ${sql.dst} (${sql.insertCols})
-      SELECT ${sql.insertExprs}
-        FROM (SELECT * FROM ${sql.src} WHERE ${w2.join(' AND ')}${lock ? ' FOR KEY SHARE' : ''}) AS s`;
+  const where = `${w2.join(' AND ')}${lock ? ' FOR KEY SHARE' : ''}`;
   const attempt = (onConflict: boolean) =>
     inTransaction(client, `BEGIN; ${sql.guardSql}`, async () => {
-      const r = await client.query(
-        onConflict ? `${base} ON CONFLICT (${sql.conflict}) DO NOTHING` : base,
-        p2,
-      );
+      const r = await client.query(sql.insertWhere(where, onConflict), p2);
       if (hooks?.beforeCommit) await hooks.beforeCommit({ lastKey: hi, rows: bound.rows[0]!.rows });
       // hi, not the last row copied: rows in (after, hi] that vanished meanwhile are done too.
       return {
@@ -499,10 +502,7 @@ function pageBatchCountingSql(sql: BatchSql, from: number, to: number): string {
 
 /** The page-order batch statement: rows of pages [from, to). Block numbers are integers. */
 function pageBatchSql(sql: BatchSql, from: number, to: number, onConflict: boolean): string {
-  return `INSERT INTO ${sql.dst} (${sql.insertCols})
-      SELECT ${sql.insertExprs} FROM (SELECT * FROM ${sql.src} WHERE ${pageRange(from, to)}) AS s${
-        onConflict ? ` ON CONFLICT (${sql.conflict}) DO NOTHING` : ''
-      }`;
+  return sql.insertWhere(pageRange(from, to), onConflict);
 }
 
 interface PageBounds {
@@ -687,12 +687,7 @@ async function copyFails(
 ): Promise<boolean> {
   await client.query(`BEGIN; ${sql.guardSql}`);
   try {
-    await client.query(
-      `INSERT INTO ${sql.dst} (${sql.insertCols})
-         SELECT ${sql.insertExprs} FROM (SELECT * FROM ${sql.src} WHERE ${where}) AS s
-         ON CONFLICT (${sql.conflict}) DO NOTHING`,
-      params,
-    );
+    await client.query(sql.insertWhere(where, true), params);
     return false;
   } catch (err) {
     if (!isDataError(err)) throw err;

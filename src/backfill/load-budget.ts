@@ -111,6 +111,14 @@ interface Baseline {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The application's client backends: this database's, not cutover's own sessions. */
+const APP_BACKENDS = `
+  SELECT state, wait_event_type FROM pg_stat_activity
+   WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+     AND datname = current_database()
+     AND application_name NOT LIKE 'cutover%'
+     AND application_name IS DISTINCT FROM current_setting('application_name')`;
+
 const SAMPLE_SQL = `
   SELECT (pg_snapshot_xmax(pg_current_snapshot())::text)::float8 AS xid,
          (SELECT (xact_commit + xact_rollback)::float8 FROM pg_stat_database
@@ -119,18 +127,10 @@ const SAMPLE_SQL = `
          count(*) FILTER (WHERE a.wait_event_type = 'Lock')::int AS lock_waits,
          (SELECT max(extract(epoch FROM coalesce(replay_lag, write_lag)))::float8
             FROM pg_stat_replication) AS lag
-    FROM (SELECT state, wait_event_type FROM pg_stat_activity
-           WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-             AND datname = current_database()
-             AND application_name NOT LIKE 'cutover%'
-             AND application_name IS DISTINCT FROM current_setting('application_name')) AS a`;
+    FROM (${APP_BACKENDS}) AS a`;
 
-/** The application's active backends alone (SAMPLE_SQL's filter), sampled between batches. */
-const ACTIVE_SQL = `
-  SELECT count(*)::int AS active FROM pg_stat_activity
-   WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND state = 'active'
-     AND datname = current_database() AND application_name NOT LIKE 'cutover%'
-     AND application_name IS DISTINCT FROM current_setting('application_name')`;
+/** The application's active backends alone, sampled between batches. */
+const ACTIVE_SQL = `SELECT count(*)::int AS active FROM (${APP_BACKENDS}) AS a WHERE a.state = 'active'`;
 
 /**
  * Active backends are sampled at most this often between batches. Two samples per window (its
