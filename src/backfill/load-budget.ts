@@ -4,11 +4,15 @@
  * PostgreSQL offers and spaces the copying work to stay within it. gh-ost's --max-load /
  * --critical-load are the model; the difference is the relative budget against a baseline.
  *
- * What is measured (one query per window, and a count of active backends at most every 250 ms,
- * on the worker's own connection, between batches):
+ * What is measured (one query per window, the xid counter at each end of a pause, and a count
+ * of active backends at most every 250 ms, on the worker's own connection, between batches):
  *  - write throughput: xids assigned per second (pg_current_snapshot's xmax), minus the
  *    migration's own write transactions. Real time, unlike pg_stat_database, whose counters
- *    backends flush at most once a second;
+ *    backends flush at most once a second. Judged paired: the rate while the migration works
+ *    against the rate in its pauses within the same window, times the share of time working
+ *    (the baseline only when there were no pauses). On 2 cores TPC-B's rate swings 15-20 % from
+ *    one second to the next, so a window against a 1 s baseline read a 15 % slowdown (± 22 %)
+ *    with nothing running; paired, −1 % ± 2 %;
  *  - commit rate from pg_stat_database, for read-mostly applications that assign no xids;
  *  - active backends and lock waits from pg_stat_activity, excluding cutover's own sessions
  *    (application_name `cutover…` or this session's name);
@@ -19,7 +23,8 @@
  * Each range subtracts only its own write transactions: another range's batches (a few per
  * second) count as application writes, a small error against an application's hundreds.
  *
- * The controller acts on a duty cycle: the share of wall time spent copying. The slowdown
+ * The controller acts on a duty cycle: the share of wall time spent copying, in cycles of at
+ * least MIN_CYCLE_WORK_MS of work and the pause due for it. The slowdown
  * grows about in proportion to the duty, so each window the duty is scaled by aim / slowdown
  * (aim = 80 % of the budget; ×0.8 … ×1.25 within the budget, at most halved over it), on a
  * smoothed slowdown because one window of an application's throughput is noisy. The first
@@ -84,7 +89,7 @@ export const defaultLoadBudget: LoadBudget = {
 export interface ThrottleState {
   /** Share of wall time spent working, 0..1 (0 while paused for critical load). */
   duty: number;
-  /** "app writes 0.74× baseline (budget 0.80×)", "critical: 41 active backends ≥ 40", … */
+  /** "app writes 0.62× while copying, 41 % of the time (budget 0.80×)", "critical: 41 active backends ≥ 40", … */
   reason: string | null;
   critical: boolean;
   /** The figure behind the reason, e.g. the slowdown or the backend count. */
@@ -100,6 +105,19 @@ interface Sample {
   active: number;
   lockWaits: number;
   lagSeconds: number | null;
+}
+
+interface XidMark {
+  at: number;
+  xid: number;
+}
+
+/** The application's write transactions while the migration worked and while it paused. */
+interface Paired {
+  workMs: number;
+  workXids: number;
+  pauseMs: number;
+  pauseXids: number;
 }
 
 interface Baseline {
@@ -129,6 +147,8 @@ const SAMPLE_SQL = `
             FROM pg_stat_replication) AS lag
     FROM (${APP_BACKENDS}) AS a`;
 
+const XID_SQL = `SELECT (pg_snapshot_xmax(pg_current_snapshot())::text)::float8 AS xid`;
+
 /** The application's active backends alone, sampled between batches. */
 const ACTIVE_SQL = `SELECT count(*)::int AS active FROM (${APP_BACKENDS}) AS a WHERE a.state = 'active'`;
 
@@ -138,6 +158,15 @@ const ACTIVE_SQL = `SELECT count(*)::int AS active FROM (${APP_BACKENDS}) AS a W
  * handful of application connections, and each jump halved the copy's duty cycle.
  */
 const ACTIVE_SAMPLE_MS = 250;
+
+/** Pauses come after at least this much work (the pause due for all of it at once). */
+const MIN_CYCLE_WORK_MS = 200;
+
+/** The first moments of a pause, counted as work. */
+const WORK_TAIL_MS = 100;
+
+/** Work and pause must each last this long in a window for the paired estimate. */
+const MIN_PAIRED_MS = 100;
 
 /** Application rates below this (per second) are too thin to judge a slowdown from. */
 const MIN_RATE = 5;
@@ -176,6 +205,13 @@ export class LoadGovernor {
   private activeSamples: number[] = [];
   private lastActiveAt = 0;
   private lastBaselinePeriod = -1;
+  /** The write-transaction counter when the last pause ended (the work since then is ours). */
+  private resumed: XidMark | null = null;
+  private paired: Paired = { workMs: 0, workXids: 0, pauseMs: 0, pauseXids: 0 };
+  private owedPauseMs = 0;
+  private workSincePause = 0;
+  /** The latest paired estimate, for the report. */
+  lastPaired: number | null = null;
   private readonly now: () => number;
 
   constructor(
@@ -312,6 +348,7 @@ export class LoadGovernor {
     this.ownWrites = 0;
     this.ownXacts = 0;
     this.activeSamples = [];
+    this.paired = { workMs: 0, workXids: 0, pauseMs: 0, pauseXids: 0 };
   }
 
   /** Before the first unit of work: the first baseline. */
@@ -347,6 +384,26 @@ export class LoadGovernor {
     return null;
   }
 
+  /**
+   * The application's write rate while the migration worked against its rate in the pauses
+   * between, both within this window, times the share of time spent working. The two interleave
+   * every few hundred milliseconds, so the application's own swings over seconds (a 1 s baseline
+   * of TPC-B on 2 cores was off by 15-20 %, and every window until the next baseline inherited
+   * that) fall on both sides alike.
+   */
+  private pairedSlowdown(): [number, string] | null {
+    const p = this.paired;
+    if (p.pauseMs < MIN_PAIRED_MS || p.workMs < MIN_PAIRED_MS) return null;
+    const pauseRate = (p.pauseXids / p.pauseMs) * 1000;
+    if (pauseRate < MIN_RATE) return null;
+    const workRate = (p.workXids / p.workMs) * 1000;
+    const share = p.workMs / (p.workMs + p.pauseMs);
+    return [
+      (1 - workRate / pauseRate) * share,
+      `app writes ${ratio(workRate / pauseRate)} while copying, ${Math.round(share * 100)} % of the time`,
+    ];
+  }
+
   /** The application's slowdown over the window against the baseline, and what showed it. */
   private measureSlowdown(a: Sample, b: Sample): [number, string] | null {
     const base = this.baseline;
@@ -354,7 +411,11 @@ export class LoadGovernor {
     const secs = Math.max(0.001, (b.at - a.at) / 1000);
     const found: [number, string][] = [];
     const use = new Set(this.budget.signals);
-    if (use.has('writes') && base.xidRate >= MIN_RATE) {
+    const paired = this.pairedSlowdown();
+    this.lastPaired = paired ? paired[0] : null;
+    if (use.has('writes') && paired) {
+      found.push(paired);
+    } else if (use.has('writes') && base.xidRate >= MIN_RATE) {
       const rate = Math.max(0, b.xid - a.xid - this.ownWrites) / secs;
       found.push([1 - rate / base.xidRate, `app writes ${ratio(rate / base.xidRate)} baseline`]);
     } else if (use.has('commits') && base.xactRate >= MIN_RATE && secs >= 2) {
@@ -397,17 +458,67 @@ export class LoadGovernor {
     }
     this.ownWrites += writes;
     this.ownXacts += writes + reads;
+    const workEnd = await this.markXid();
+    // Cycles of work without a pause are one work interval.
+    if (this.resumed) {
+      this.paired.workMs += workEnd.at - this.resumed.at;
+      this.paired.workXids += Math.max(0, workEnd.xid - this.resumed.xid - writes);
+    }
+    this.resumed = null;
     await this.sampleActive();
     const start = this.windowStart;
     if (!start || this.now() - start.at >= this.budget.windowMs) await this.judge();
-    await this.holdWhileCritical();
+    if (this.critical) {
+      // A pause for critical load is no measure of the application without the migration.
+      await this.holdWhileCritical();
+      this.resumed = await this.markXid();
+      this.owedPauseMs = this.workSincePause = 0;
+      return;
+    }
     const periodic = this.budget.rebaselineSeconds > 0 && this.period() !== this.lastBaselinePeriod;
     if (periodic || this.overWindows >= 5) {
       this.lastBaselinePeriod = this.period();
       await this.takeBaseline();
+      this.resumed = await this.markXid();
+      this.owedPauseMs = this.workSincePause = 0;
       return;
     }
-    if (this.duty < 1) await this.hold((workMs * (1 - this.duty)) / this.duty);
+    if (this.duty >= 1) {
+      this.resumed = workEnd;
+      this.owedPauseMs = 0;
+      return;
+    }
+    // Work and pause come in cycles of at least MIN_CYCLE_WORK_MS of work, so each pause is long
+    // against the tail of the work's effect that spills into it.
+    this.owedPauseMs += (workMs * (1 - this.duty)) / this.duty;
+    this.workSincePause += workMs;
+    if (this.workSincePause < MIN_CYCLE_WORK_MS) {
+      this.resumed = workEnd;
+      return;
+    }
+    const pause = this.owedPauseMs;
+    this.owedPauseMs = 0;
+    this.workSincePause = 0;
+    // The pause's first moments still carry the work's effect (its commit's WAL flush, backends
+    // it held up): they count as work. Moving the cut changes both factors of the estimate, the
+    // rate while working and the share of time working, in opposite directions.
+    const tail = Math.min(WORK_TAIL_MS, pause / 2);
+    await this.hold(tail);
+    const calm = await this.markXid();
+    this.paired.workMs += calm.at - workEnd.at;
+    this.paired.workXids += Math.max(0, calm.xid - workEnd.xid);
+    await this.hold(pause - tail);
+    const resumed = await this.markXid();
+    this.paired.pauseMs += resumed.at - calm.at;
+    this.paired.pauseXids += Math.max(0, resumed.xid - calm.xid);
+    this.resumed = resumed;
+  }
+
+  /** The cluster's write-transaction counter now (a read-only query: it assigns no xid). */
+  private async markXid(): Promise<XidMark> {
+    const r = await this.client.query<{ xid: number }>(XID_SQL);
+    this.ownXacts++;
+    return { at: this.now(), xid: r.rows[0]!.xid };
   }
 
   private async holdWhileCritical() {
@@ -445,6 +556,7 @@ export class LoadGovernor {
     this.ownWrites = 0;
     this.ownXacts = 0;
     this.activeSamples = [s.active];
+    this.paired = { workMs: 0, workXids: 0, pauseMs: 0, pauseXids: 0 };
 
     const crit = this.budget.criticalLoad;
     const critHit =

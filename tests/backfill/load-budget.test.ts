@@ -10,7 +10,7 @@ import {
   type VerifyResult,
 } from '../../src/steps/verify/tables';
 import { runBackfill, type BackfillProgress } from '../../src/backfill/core';
-import { INITIAL_DUTY, resolveLoadBudget } from '../../src/backfill/load-budget';
+import { INITIAL_DUTY, LoadGovernor, resolveLoadBudget } from '../../src/backfill/load-budget';
 import { renderReport } from '../../src/cli/render-status';
 import { accountsChange, createAccounts, mappingDifferences } from './support';
 
@@ -243,6 +243,65 @@ describe('load budget', () => {
     expect(result.ok).toBe(true);
     expect(result.sourceRows).toBe(60_000);
     expect(result.chunks).toBeGreaterThan(held);
+  });
+
+  it("holds work that stalls the application's writes to its budget, and lets harmless work run at full speed", async () => {
+    // The application: three sessions inserting one row per transaction as fast as they can.
+    await db.pool.query(`DROP TABLE IF EXISTS app_writes; CREATE TABLE app_writes (x int)`);
+    const app = await Promise.all([1, 2, 3].map(() => connect('synthetic-load')));
+    onTestFinished(() => endAll(...app));
+    let appStop = false;
+    const writers = app.map(async (c) => {
+      while (!appStop) await c.query('INSERT INTO app_writes VALUES (1)');
+    });
+    // The migration's unit of work: 60 ms holding a lock that stops every insert (SHARE mode
+    // conflicts with their ROW EXCLUSIVE), or the same 60 ms doing nothing the application feels.
+    const worker = await connect('governed-work');
+    onTestFinished(() => endAll(worker));
+    const budget = resolveLoadBudget({
+      maxAppSlowdown: 0.3,
+      windowMs: 1000,
+      baselineMs: 400,
+      rebaselineSeconds: 0,
+      signals: ['writes'],
+    })!;
+    const governor = new LoadGovernor(worker, budget);
+    await governor.start();
+    const work = async (stalls: boolean, seconds: number) => {
+      const states: LoadGovernor['state'][] = [];
+      const until = Date.now() + seconds * 1000;
+      while (Date.now() < until) {
+        const t0 = performance.now();
+        await worker.query('BEGIN');
+        if (stalls) await worker.query('LOCK TABLE app_writes IN SHARE MODE');
+        await worker.query('SELECT pg_sleep(0.06)');
+        await worker.query('COMMIT');
+        await governor.afterWork(performance.now() - t0, 0);
+        states.push(governor.state);
+      }
+      return states;
+    };
+    try {
+      // Stalling work: the application writes nothing while it runs, so the share of time it
+      // runs is the slowdown; the governor brings it down to about the budget's aim (24 %).
+      const stalling = (await work(true, 8)).slice(-10);
+      const duty = stalling.reduce((x, s) => x + s.duty, 0) / stalling.length;
+      expect(duty).toBeGreaterThan(0.1);
+      expect(duty).toBeLessThan(0.45);
+      const last = stalling.at(-1)!;
+      expect(last.reason).toMatch(
+        /^app writes 0\.\d\d× while copying, \d+ % of the time \(budget 0\.70×\)$/,
+      );
+      expect(last.appSlowdown!).toBeGreaterThan(0.1);
+      expect(last.appSlowdown!).toBeLessThan(0.45);
+      // The same work without the lock: the application keeps its pace, and the work goes back
+      // to full speed.
+      const harmless = await work(false, 8);
+      expect(harmless.some((s) => s.duty === 1 && s.reason === null)).toBe(true);
+    } finally {
+      appStop = true;
+      await Promise.all(writers);
+    }
   });
 });
 
