@@ -10,9 +10,10 @@
  *    migration's own write transactions. Real time, unlike pg_stat_database, whose counters
  *    backends flush at most once a second. Judged paired: the rate while the migration works
  *    against the rate in its pauses within the same window, times the share of time working
- *    (the baseline only when there were no pauses). On 2 cores TPC-B's rate swings 15-20 % from
- *    one second to the next, so a window against a 1 s baseline read a 15 % slowdown (± 22 %)
- *    with nothing running; paired, −1 % ± 2 %;
+ *    (the baseline only when there were no pauses), times the number of cutover sessions of
+ *    the same kind (parallel ranges each see only their own part). On 2 cores TPC-B's rate
+ *    swings 15-20 % from one second to the next, so a window against a 1 s baseline read a
+ *    15 % slowdown (± 22 %) with nothing running; paired, −1 % ± 2 %;
  *  - commit rate from pg_stat_database, for read-mostly applications that assign no xids;
  *  - active backends and lock waits from pg_stat_activity, excluding cutover's own sessions
  *    (application_name `cutover…` or this session's name);
@@ -105,6 +106,8 @@ interface Sample {
   active: number;
   lockWaits: number;
   lagSeconds: number | null;
+  /** Sessions doing the same work as this one (parallel ranges), this one included. */
+  siblings: number;
 }
 
 interface XidMark {
@@ -144,7 +147,11 @@ const SAMPLE_SQL = `
          count(*) FILTER (WHERE a.state = 'active')::int AS active,
          count(*) FILTER (WHERE a.wait_event_type = 'Lock')::int AS lock_waits,
          (SELECT max(extract(epoch FROM coalesce(replay_lag, write_lag)))::float8
-            FROM pg_stat_replication) AS lag
+            FROM pg_stat_replication) AS lag,
+         (SELECT count(*)::int FROM pg_stat_activity
+           WHERE datname = current_database()
+             AND application_name = current_setting('application_name')
+             AND current_setting('application_name') LIKE 'cutover%') AS siblings
     FROM (${APP_BACKENDS}) AS a`;
 
 const XID_SQL = `SELECT (pg_snapshot_xmax(pg_current_snapshot())::text)::float8 AS xid`;
@@ -253,6 +260,7 @@ export class LoadGovernor {
       active: number;
       lock_waits: number;
       lag: number | null;
+      siblings: number;
     }>(SAMPLE_SQL);
     this.ownXacts++;
     const row = r.rows[0]!;
@@ -263,6 +271,7 @@ export class LoadGovernor {
       active: row.active,
       lockWaits: row.lock_waits,
       lagSeconds: row.lag,
+      siblings: Math.max(1, row.siblings),
     };
   }
 
@@ -391,16 +400,19 @@ export class LoadGovernor {
    * of TPC-B on 2 cores was off by 15-20 %, and every window until the next baseline inherited
    * that) fall on both sides alike.
    */
-  private pairedSlowdown(): [number, string] | null {
+  private pairedSlowdown(siblings: number): [number, string] | null {
     const p = this.paired;
     if (p.pauseMs < MIN_PAIRED_MS || p.workMs < MIN_PAIRED_MS) return null;
     const pauseRate = (p.pauseXids / p.pauseMs) * 1000;
     if (pauseRate < MIN_RATE) return null;
     const workRate = (p.workXids / p.workMs) * 1000;
     const share = p.workMs / (p.workMs + p.pauseMs);
+    // Parallel ranges pause independently, so each one's pauses hold the others' work as often
+    // as its working time does: each sees only its own share of the slowdown. Alike, they add up.
+    const shared = siblings > 1 ? `, ${siblings} ranges alike` : '';
     return [
-      (1 - workRate / pauseRate) * share,
-      `app writes ${ratio(workRate / pauseRate)} while copying, ${Math.round(share * 100)} % of the time`,
+      (1 - workRate / pauseRate) * share * siblings,
+      `app writes ${ratio(workRate / pauseRate)} while copying, ${Math.round(share * 100)} % of the time${shared}`,
     ];
   }
 
@@ -411,7 +423,7 @@ export class LoadGovernor {
     const secs = Math.max(0.001, (b.at - a.at) / 1000);
     const found: [number, string][] = [];
     const use = new Set(this.budget.signals);
-    const paired = this.pairedSlowdown();
+    const paired = this.pairedSlowdown(b.siblings);
     this.lastPaired = paired ? paired[0] : null;
     if (use.has('writes') && paired) {
       found.push(paired);
