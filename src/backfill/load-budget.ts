@@ -4,8 +4,9 @@
  * PostgreSQL offers and spaces the copying work to stay within it. gh-ost's --max-load /
  * --critical-load are the model; the difference is the relative budget against a baseline.
  *
- * What is measured (one query per window, the xid counter at each end of a pause, and a count
- * of active backends at most every 250 ms, on the worker's own connection, between batches):
+ * What is measured (one query per window, the xid counter at each end of a pause and 100 ms
+ * into it, and a count of active backends at most every 250 ms, on the worker's own connection,
+ * between batches):
  *  - write throughput: xids assigned per second (pg_current_snapshot's xmax), minus the
  *    migration's own write transactions. Real time, unlike pg_stat_database, whose counters
  *    backends flush at most once a second. Judged paired: the rate while the migration works
@@ -90,7 +91,10 @@ export const defaultLoadBudget: LoadBudget = {
 export interface ThrottleState {
   /** Share of wall time spent working, 0..1 (0 while paused for critical load). */
   duty: number;
-  /** "app writes 0.62× while copying, 41 % of the time (budget 0.80×)", "critical: 41 active backends ≥ 40", … */
+  /**
+   * "app writes 0.62× while copying, 41 % of the time (budget 0.80×)",
+   * "critical: 41 active backends ≥ 40", …
+   */
   reason: string | null;
   critical: boolean;
   /** The figure behind the reason, e.g. the slowdown or the backend count. */
@@ -122,6 +126,8 @@ interface Paired {
   pauseMs: number;
   pauseXids: number;
 }
+
+const noPairs = (): Paired => ({ workMs: 0, workXids: 0, pauseMs: 0, pauseXids: 0 });
 
 interface Baseline {
   xidRate: number;
@@ -214,11 +220,9 @@ export class LoadGovernor {
   private lastBaselinePeriod = -1;
   /** The write-transaction counter when the last pause ended (the work since then is ours). */
   private resumed: XidMark | null = null;
-  private paired: Paired = { workMs: 0, workXids: 0, pauseMs: 0, pauseXids: 0 };
+  private paired = noPairs();
   private owedPauseMs = 0;
   private workSincePause = 0;
-  /** The latest paired estimate, for the report. */
-  lastPaired: number | null = null;
   private readonly now: () => number;
 
   constructor(
@@ -357,7 +361,7 @@ export class LoadGovernor {
     this.ownWrites = 0;
     this.ownXacts = 0;
     this.activeSamples = [];
-    this.paired = { workMs: 0, workXids: 0, pauseMs: 0, pauseXids: 0 };
+    this.paired = noPairs();
   }
 
   /** Before the first unit of work: the first baseline. */
@@ -424,7 +428,6 @@ export class LoadGovernor {
     const found: [number, string][] = [];
     const use = new Set(this.budget.signals);
     const paired = this.pairedSlowdown(b.siblings);
-    this.lastPaired = paired ? paired[0] : null;
     if (use.has('writes') && paired) {
       found.push(paired);
     } else if (use.has('writes') && base.xidRate >= MIN_RATE) {
@@ -568,7 +571,7 @@ export class LoadGovernor {
     this.ownWrites = 0;
     this.ownXacts = 0;
     this.activeSamples = [s.active];
-    this.paired = { workMs: 0, workXids: 0, pauseMs: 0, pauseXids: 0 };
+    this.paired = noPairs();
 
     const crit = this.budget.criticalLoad;
     const critHit =

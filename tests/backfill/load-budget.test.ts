@@ -307,16 +307,20 @@ describe('load budget', () => {
     const work = await worker('governed-work');
     // Stalling work: the application writes nothing while it runs, so the share of time it runs
     // is the slowdown; the governor brings it down to about the budget's aim (24 %).
+    // (Other test files' writes count too, xids being cluster-wide, and no lock stalls them: on
+    // a busy machine the measure is lower and the duty higher than alone. Hence the means and the
+    // wide bounds.)
     const stalling = (await work(true, 8)).slice(-10);
     const duty = meanDuty(stalling);
     expect(duty).toBeGreaterThan(0.1);
-    expect(duty).toBeLessThan(0.45);
-    const last = stalling.at(-1)!;
-    expect(last.reason).toMatch(
+    expect(duty).toBeLessThan(0.6);
+    expect(stalling.at(-1)!.reason).toMatch(
       /^app writes 0\.\d\d× while copying, \d+ % of the time \(budget 0\.70×\)$/,
     );
-    expect(last.appSlowdown!).toBeGreaterThan(0.1);
-    expect(last.appSlowdown!).toBeLessThan(0.45);
+    const measured = stalling.map((s) => s.appSlowdown ?? 0);
+    const meanMeasured = measured.reduce((x, y) => x + y, 0) / measured.length;
+    expect(meanMeasured).toBeGreaterThan(0.05);
+    expect(meanMeasured).toBeLessThan(0.45);
     // The same work without the lock: the application keeps its pace, and the work goes back to
     // full speed.
     const fullSpeed = (s: LoadGovernor['state']) => s.duty === 1 && s.reason === null;
