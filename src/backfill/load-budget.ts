@@ -221,8 +221,6 @@ export class LoadGovernor {
   /** The write-transaction counter when the last pause ended (the work since then is ours). */
   private resumed: XidMark | null = null;
   private paired = noPairs();
-  /** The migration's own write transactions since `resumed`. */
-  private writesSinceResumed = 0;
   private owedPauseMs = 0;
   private workSincePause = 0;
   private readonly now: () => number;
@@ -475,14 +473,20 @@ export class LoadGovernor {
     }
     this.ownWrites += writes;
     this.ownXacts += writes + reads;
-    this.writesSinceResumed += writes;
+    const workEnd = await this.markXid();
+    // Cycles of work without a pause are one work interval.
+    if (this.resumed) {
+      this.paired.workMs += workEnd.at - this.resumed.at;
+      this.paired.workXids += Math.max(0, workEnd.xid - this.resumed.xid - writes);
+    }
+    this.resumed = null;
     await this.sampleActive();
     const start = this.windowStart;
     if (!start || this.now() - start.at >= this.budget.windowMs) await this.judge();
     if (this.critical) {
       // A pause for critical load is no measure of the application without the migration.
       await this.holdWhileCritical();
-      this.resumeAt(await this.markXid());
+      this.resumed = await this.markXid();
       this.owedPauseMs = this.workSincePause = 0;
       return;
     }
@@ -490,31 +494,26 @@ export class LoadGovernor {
     if (periodic || this.overWindows >= 5) {
       this.lastBaselinePeriod = this.period();
       await this.takeBaseline();
-      this.resumeAt(await this.markXid());
+      this.resumed = await this.markXid();
       this.owedPauseMs = this.workSincePause = 0;
       return;
     }
     if (this.duty >= 1) {
-      // No pause to pair the work with: the counter is not read on every batch.
-      this.resumed = null;
-      this.writesSinceResumed = 0;
-      this.owedPauseMs = this.workSincePause = 0;
+      this.resumed = workEnd;
+      this.owedPauseMs = 0;
       return;
     }
     // Work and pause come in cycles of at least MIN_CYCLE_WORK_MS of work, so each pause is long
     // against the tail of the work's effect that spills into it.
     this.owedPauseMs += (workMs * (1 - this.duty)) / this.duty;
     this.workSincePause += workMs;
-    if (this.workSincePause < MIN_CYCLE_WORK_MS) return;
+    if (this.workSincePause < MIN_CYCLE_WORK_MS) {
+      this.resumed = workEnd;
+      return;
+    }
     const pause = this.owedPauseMs;
     this.owedPauseMs = 0;
     this.workSincePause = 0;
-    // The batches since the last pause are one work interval.
-    const workEnd = await this.markXid();
-    if (this.resumed) {
-      this.paired.workMs += workEnd.at - this.resumed.at;
-      this.paired.workXids += Math.max(0, workEnd.xid - this.resumed.xid - this.writesSinceResumed);
-    }
     // The pause's first moments still carry the work's effect (its commit's WAL flush, backends
     // it held up): they count as work. Moving the cut changes both factors of the estimate, the
     // rate while working and the share of time working, in opposite directions.
@@ -527,13 +526,7 @@ export class LoadGovernor {
     const resumed = await this.markXid();
     this.paired.pauseMs += resumed.at - calm.at;
     this.paired.pauseXids += Math.max(0, resumed.xid - calm.xid);
-    this.resumeAt(resumed);
-  }
-
-  /** The next work interval starts at `mark`. */
-  private resumeAt(mark: XidMark) {
-    this.resumed = mark;
-    this.writesSinceResumed = 0;
+    this.resumed = resumed;
   }
 
   /** The cluster's write-transaction counter now (a read-only query: it assigns no xid). */
